@@ -1,0 +1,121 @@
+"""Stage 5 — emit: the plan artifact (`plan.json`) and its content hash.
+
+The hash covers semantic content only: the program as data (so comments, whitespace and key
+order do not count), the flow in canonical form, the prompt templates' text, and the domain
+(its program as data, policy text, and implementation files). Two programs that mean the same
+thing hash the same; any change that can change a run changes the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .domain import DomainSpec
+from .flow import render_flow
+from .lower import Cost
+from .resolve import WorkflowIR
+from .source import to_plain
+
+PLAN_FORMAT = 1
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def sha256(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+def domain_hash(domain: DomainSpec) -> str:
+    from .parse import parse_program  # local: avoid an import cycle at module load
+
+    parsed = parse_program(domain.root / "domain.yaml", domain.source)
+    impl_files = sorted({t.impl.file for t in domain.all_tools().values()} |
+                        {r.file for r in (domain.generate, domain.generate_user, domain.sync) if r})
+    content = {
+        "program": to_plain(parsed.source.data),
+        "policy": domain.policy,
+        "impl": {f.name: sha256(f.read_bytes()) for f in impl_files if f.is_file()},
+    }
+    return sha256(canonical_json(content))
+
+
+def prompt_id(path: Path, text: str) -> str:
+    return f"{path.name}@{sha256(text)[:12]}"
+
+
+def build_plan(ir: WorkflowIR, dag: nx.DiGraph, cost: Cost) -> dict:
+    prompts: dict[str, dict] = {}
+    for a in ir.agents.values():
+        for role, file in a.templates.items():
+            text = file.read_text(encoding="utf-8")
+            prompts[f"{a.name}.{role}"] = {"file": _rel(file, ir.base), "id": prompt_id(file, text),
+                                           "text": text}
+    if ir.judge_template:
+        text = ir.judge_template.read_text(encoding="utf-8")
+        prompts["judge.prompt"] = {"file": _rel(ir.judge_template, ir.base),
+                                   "id": prompt_id(ir.judge_template, text), "text": text}
+    nodes = []
+    for n in nx.topological_sort(dag) if nx.is_directed_acyclic_graph(dag) else sorted(dag.nodes):
+        d = dag.nodes[n]
+        nodes.append({"id": n, "agent": d["agent"], "kind": d["kind"], "round": d["round"],
+                      "in": d["inputs"], "out": d["outputs"], "llm_calls": d["llm_calls"],
+                      "prompts": {role: prompts[f"{d['agent']}.{role}"]["id"]
+                                  for role in d["templates"] if f"{d['agent']}.{role}" in prompts},
+                      "settings": _settings(ir, d["agent"])})
+    edges = [{"src": u, "dst": v, "guard": d.get("guard"), "loop": d.get("loop", False)}
+             for u, v, d in sorted(dag.edges(data=True), key=lambda e: (e[0], e[1]))]
+    dom = ir.domain
+    plan = {
+        "format": PLAN_FORMAT,
+        "workflow": ir.program.workflow,
+        "description": ir.program.description,
+        "domain": {
+            "name": dom.name if dom else None,
+            "ref": ir.program.domain,
+            "path": str(dom.root) if dom else None,
+            "hash": domain_hash(dom) if dom else None,
+            "tools": [t.openai_schema() for t in dom.tools.values()] if dom else [],
+            "user_tools": [t.openai_schema() for t in dom.user_tools.values()] if dom else [],
+        },
+        "start": [n for n in dag.nodes if dag.in_degree(n) == 0],
+        "nodes": nodes,
+        "edges": edges,
+        "prompts": prompts,
+        "judge": ir.program.judge.model_dump() if ir.program.judge else None,
+        "evolution": ir.program.evolution.model_dump() if ir.program.evolution else None,
+        "cost": {"worst_case_llm_calls": cost.worst_case_llm_calls,
+                 "critical_path_llm_calls": cost.critical_path_llm_calls, "nodes": cost.nodes},
+    }
+    plan["hash"] = semantic_hash(ir, plan)
+    return plan
+
+
+def semantic_hash(ir: WorkflowIR, plan: dict) -> str:
+    program = ir.program.model_dump(by_alias=True, exclude={"flow"})
+    content = {
+        "program": program,
+        "flow": render_flow(ir.flow),
+        "prompts": {k: v["text"] for k, v in plan["prompts"].items()},
+        "domain": plan["domain"]["hash"],
+    }
+    return sha256(canonical_json(content))
+
+
+def _settings(ir: WorkflowIR, agent: str) -> dict:
+    decl = ir.agents[agent].decl
+    return decl.model_dump(by_alias=True, exclude_none=True,
+                           exclude={"prompt", "user", "assistant", "in_", "out", "worker"})
+
+
+def _rel(file: Path, base: Path) -> str:
+    try:
+        return str(file.relative_to(base))
+    except ValueError:
+        return str(file)

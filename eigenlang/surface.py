@@ -1,0 +1,149 @@
+"""The surface syntax of both program kinds, as pydantic models.
+
+These models are the single description of which keys a program may have and of what shape
+their values are. They serve three jobs: shape checking (pydantic errors are mapped back to
+YAML positions by `parse.py`), the JSON Schema that `eigen schema` prints for editors, and the
+typed view that later stages read. Embedded languages (types, expressions, flows) stay
+strings here; `parse.py` parses them with positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- domain programs
+class FieldDecl(Strict):
+    """Long form of a database field or tool parameter."""
+
+    type: str = Field(description="a type, e.g. 'str', 'list[Flight]', 'enum[a, b]'")
+    description: str | None = None
+    default: Any = None
+    required: bool | None = Field(None, description="defaults to true unless a default is given")
+
+
+FieldLike = Union[str, FieldDecl]
+
+
+class Precondition(Strict):
+    check: str = Field(description="expression that must hold before the tool runs")
+    error: str = Field(description="message returned to the caller when it does not")
+
+
+class ToolDecl(Strict):
+    kind: Literal["read", "write", "generic"]
+    description: str = ""
+    params: dict[str, FieldLike] = Field(default_factory=dict)
+    returns: str | None = None
+    impl: str = Field(description="'file.py:function' relative to the domain folder")
+    requires: list[Precondition] = Field(default_factory=list)
+
+
+class RuleDecl(Strict):
+    description: str
+    check: str | None = Field(None, description="expression over calls, messages, db, initial_db")
+
+
+class DatabaseDecl(Strict):
+    root: str
+    types: dict[str, str] = Field(default_factory=dict, description="type aliases")
+    models: dict[str, dict[str, FieldLike]]
+    generate: str | None = Field(None, description="'generate.py:build' — build(seed, size) -> dict")
+
+
+class DomainProgram(Strict):
+    """A domain: the world agents act in."""
+
+    eigenlang: Literal[1]
+    domain: str
+    description: str = ""
+    policy: str | None = Field(None, description="path of the natural-language policy")
+    now: str = Field(description="fixed clock, ISO datetime")
+    database: DatabaseDecl
+    user_database: DatabaseDecl | None = None
+    sync: str | None = Field(None, description="'tools.py:sync' run after every step")
+    tools: dict[str, ToolDecl] = Field(default_factory=dict)
+    user_tools: dict[str, ToolDecl] = Field(default_factory=dict)
+    rules: dict[str, RuleDecl] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------- workflow programs
+class AgentDecl(Strict):
+    """One worker agent in a workflow."""
+
+    worker: str | None = Field(None, description="built-in worker kind; defaults to the agent's name")
+    prompt: str | None = Field(None, description="jinja2 template, relative to the workflow file")
+    in_: str | list[str] = Field(default_factory=list, alias="in")
+    out: str | list[str] | None = None
+    uses: str | list[str] | None = Field(None, description="tool access, e.g. 'tools.read'")
+    user: str | None = None
+    assistant: str | None = None
+    max_turns: int | None = Field(None, ge=1, le=200)
+    checks: list[str] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def inputs(self) -> list[str]:
+        return [self.in_] if isinstance(self.in_, str) else list(self.in_)
+
+    def outputs(self) -> list[str]:
+        return [] if self.out is None else [self.out] if isinstance(self.out, str) else list(self.out)
+
+
+class JudgeDecl(Strict):
+    axes: dict[str, float]
+    prompt: str | None = None
+
+
+class PilotDecl(Strict):
+    batch: int = Field(10, ge=1, le=1000)
+    max_iterations: int = Field(16, ge=1, le=1000)
+    stop_when: str | None = None
+
+
+class MonitorDecl(Strict):
+    audit_rate: float = Field(0.05, ge=0.0, le=1.0)
+    drift_when: str | None = None
+
+
+class EvolutionDecl(Strict):
+    prompt_sets: int = Field(1, ge=1, le=1024)
+    pilot: PilotDecl = Field(default_factory=PilotDecl)
+    monitor: MonitorDecl = Field(default_factory=MonitorDecl)
+
+
+class WorkflowProgram(Strict):
+    """A workflow: a graph of worker agents that synthesises verified dialogues."""
+
+    eigenlang: Literal[1]
+    workflow: str
+    description: str = ""
+    domain: str = Field(description="a built-in domain name or a path to a domain folder")
+    types: dict[str, dict[str, FieldLike]] = Field(default_factory=dict,
+                                                   description="extra artifact types")
+    agents: dict[str, AgentDecl]
+    flow: str
+    judge: JudgeDecl | None = None
+    evolution: EvolutionDecl | None = None
+
+
+PROGRAM_KINDS: dict[str, type[Strict]] = {"domain": DomainProgram, "workflow": WorkflowProgram}
+
+
+def program_json_schema() -> dict:
+    """JSON Schema accepting either program kind (for editors: `eigen schema`)."""
+    dom = DomainProgram.model_json_schema(by_alias=True)
+    wf = WorkflowProgram.model_json_schema(by_alias=True)
+    defs = {**dom.pop("$defs", {}), **wf.pop("$defs", {})}
+    defs["DomainProgram"], defs["WorkflowProgram"] = dom, wf
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "eigenlang program",
+        "oneOf": [{"$ref": "#/$defs/DomainProgram"}, {"$ref": "#/$defs/WorkflowProgram"}],
+        "$defs": defs,
+    }

@@ -1,0 +1,2 @@
+def get_account(ctx, account_id):
+    return ctx.db.accounts[account_id]
