@@ -88,10 +88,13 @@ def _check_types_flow(ir: WorkflowIR, g: nx.DiGraph) -> None:
         return
     universe = {t for a in ir.agents.values() for t in a.outputs}
     avail = {n: (set() if g.in_degree(n) == 0 else set(universe)) for n in g.nodes}
+    # visit in depth-first preorder from the starts: on an acyclic flow one pass converges,
+    # and each loop adds at most one more pass (name order would be quadratic on chains)
+    order = list(nx.dfs_preorder_nodes(g, source=None, sort_neighbors=sorted))
     changed = True
     while changed:
         changed = False
-        for n in sorted(g.nodes):
+        for n in order:
             preds = list(g.predecessors(n))
             if not preds:
                 continue

@@ -12,7 +12,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="eigenlang: declarative agentic data workflows — check, compile, run, train.")
-domain_app = typer.Typer(no_args_is_help=True, help="Inspect domains and call their tools.")
+from runtime.cli.domain_cmds import domain_app  # noqa: E402  (typer only; heavy parts are lazy)
+
 app.add_typer(domain_app, name="domain")
 
 
