@@ -180,9 +180,11 @@ def _walk(node: Any, tp: Any, col: int = 0, head: tuple[str, ...] = ()) -> None:
             value = node[key]
             if isinstance(value, str):
                 node[key] = _block(value)
+                if node[key] is not value:
+                    _lift_eol_comment(node, key)
                 continue
             _walk(value, child_types.get(key), col + 2)
-            _unwrap_long(value, col + len(str(key)) + 2)
+            _unwrap_long(node, key, col + len(str(key)) + 2)
         if node:
             _reorder(node, order, root=bool(head), col=col)
     elif isinstance(node, CommentedSeq):
@@ -220,6 +222,20 @@ def _block(value: str) -> str:
     return value
 
 
+def _lift_eol_comment(node: CommentedMap, key: Any) -> None:
+    """A string that became a block scalar cannot keep a comment at the end of its line (the
+    block follows there): the comment moves to the line above the key."""
+    slot = node.ca.items.get(key)
+    tok = slot[2] if slot else None
+    if not isinstance(tok, CommentToken):
+        return
+    cut = tok.value.find("\n")
+    eol, rest = (tok.value, "") if cut < 0 else (tok.value[: cut + 1], tok.value[cut + 1:])
+    slot[2] = CommentToken(rest, CommentMark(0)) if rest else None
+    if eol.strip():
+        put_before(node, key, eol.strip() + "\n")
+
+
 def _inline_len(node: Any) -> int:
     if isinstance(node, dict):
         return 2 + sum(len(str(k)) + 2 + _inline_len(v) + 2 for k, v in node.items())
@@ -228,11 +244,20 @@ def _inline_len(node: Any) -> int:
     return len(str(node)) + (2 if isinstance(node, str) else 0)
 
 
-def _unwrap_long(node: Any, start: int) -> None:
+def _unwrap_long(parent: CommentedMap, key: Any, start: int) -> None:
     """A flow collection (`{a: 1}`, `[a, b]`) that would not fit on its line becomes block
-    style, rather than being wrapped mid-way by the emitter."""
-    if _is_flow_style(node) and start + _inline_len(node) > LINE_WIDTH:
-        node.fa.set_block_style()
+    style, rather than being wrapped mid-way by the emitter. Its end-of-line comment stays
+    on the key's line; the lines after it move below the last entry."""
+    node = parent[key]
+    if not (_is_flow_style(node) and start + _inline_len(node) > LINE_WIDTH):
+        return
+    rest = take_tail(parent, key)
+    slot = parent.ca.items.get(key)
+    if slot and isinstance(slot[2], CommentToken):
+        slot[2] = CommentToken(" " + slot[2].value.lstrip(" "), CommentMark(0))
+        node.ca.comment = [slot[2], None]
+    node.fa.set_block_style()
+    put_tail(parent, key, rest)
 
 
 # ============================================================================ comments

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
@@ -38,7 +39,7 @@ class Prim:
 
 @dataclass(frozen=True)
 class ListT:
-    item: "Type"
+    item: Type
 
     def __str__(self) -> str:
         return f"list[{self.item}]"
@@ -46,8 +47,8 @@ class ListT:
 
 @dataclass(frozen=True)
 class DictT:
-    key: "Type"
-    value: "Type"
+    key: Type
+    value: Type
 
     def __str__(self) -> str:
         return f"dict[{self.key}, {self.value}]"
@@ -78,7 +79,7 @@ class EnumT:
 
 @dataclass(frozen=True)
 class UnionT:
-    options: tuple["Type", ...]
+    options: tuple[Type, ...]
 
     def __str__(self) -> str:
         rest = [o for o in self.options if o != NONE]
@@ -125,7 +126,7 @@ def walk_type(t: Type) -> Iterator[Type]:
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"'}
-_ESCAPE_RE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
+_ESCAPE_RE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 
 
 def unquote_string(text: str) -> str:
@@ -300,9 +301,9 @@ class Schema:
     Mutate `models`/`aliases` only while building; validators are cached per type.
     """
 
+    root: str | None = None
     models: dict[str, dict[str, Field]] = field(default_factory=dict)
     aliases: dict[str, Type] = field(default_factory=dict)
-    root: str | None = None
     root_span: Span | None = None
     _validators: dict[Type, Any] = field(default_factory=dict, init=False, repr=False,
                                          compare=False)
@@ -377,10 +378,10 @@ class Schema:
                             "put the recursion inside a list, dict or model")
         return diags
 
-    def merged(self, other: "Schema") -> "Schema":
+    def merged(self, other: Schema) -> Schema:
         """A schema with the models and aliases of both (this one wins on a clash)."""
-        return Schema({**other.models, **self.models}, {**other.aliases, **self.aliases},
-                      self.root, self.root_span)
+        return Schema(root=self.root, models={**other.models, **self.models},
+                      aliases={**other.aliases, **self.aliases}, root_span=self.root_span)
 
     # -- JSON Schema -------------------------------------------------------------------------
     def json_schema(self, t: Type) -> dict:
@@ -466,7 +467,7 @@ class Schema:
 
     # -- built-ins ---------------------------------------------------------------------------
     @classmethod
-    def builtin_trajectory(cls) -> "Schema":
+    def builtin_trajectory(cls) -> Schema:
         """Models `Call` and `Message`, the types of `calls` and `messages` in rules."""
         def f(t: Type) -> Field:
             return Field(t)

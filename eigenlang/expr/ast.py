@@ -11,8 +11,9 @@ inspect an expression.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 from ..diagnostics import Span
 
@@ -38,7 +39,7 @@ class Name:
 
 @dataclass(frozen=True)
 class ListLit:
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     span: Span = field(default=_NOSPAN, compare=False)
 
 
@@ -46,7 +47,7 @@ class ListLit:
 class Attr:
     """`obj.name`: a key lookup on a mapping."""
 
-    obj: "Expr"
+    obj: Expr
     name: str
     span: Span = field(default=_NOSPAN, compare=False)
 
@@ -55,23 +56,23 @@ class Attr:
 class Index:
     """`obj[key]`: a key lookup on a mapping, an item of a list or a character of a string."""
 
-    obj: "Expr"
-    key: "Expr"
+    obj: Expr
+    key: Expr
     span: Span = field(default=_NOSPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class Unary:
     op: str  # '-', '+', 'not'
-    operand: "Expr"
+    operand: Expr
     span: Span = field(default=_NOSPAN, compare=False)
 
 
 @dataclass(frozen=True)
 class BinOp:
     op: str  # '+', '-', '*', '/', '//', '%', '**'
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span = field(default=_NOSPAN, compare=False)
 
 
@@ -80,8 +81,8 @@ class Compare:
     """One comparison; a chain `a < b < c` is parsed as `a < b and b < c`."""
 
     op: str  # '==', '!=', '<', '<=', '>', '>=', 'in', 'not in'
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span = field(default=_NOSPAN, compare=False)
 
 
@@ -90,7 +91,7 @@ class BoolOp:
     """`a and b and c` (n-ary, flattened); Python semantics: the deciding operand's value."""
 
     op: str  # 'and', 'or'
-    values: tuple["Expr", ...]
+    values: tuple[Expr, ...]
     span: Span = field(default=_NOSPAN, compare=False)
 
 
@@ -98,9 +99,9 @@ class BoolOp:
 class IfExp:
     """`body if test else orelse`."""
 
-    body: "Expr"
-    test: "Expr"
-    orelse: "Expr"
+    body: Expr
+    test: Expr
+    orelse: Expr
     span: Span = field(default=_NOSPAN, compare=False)
 
 
@@ -109,7 +110,7 @@ class Call:
     """A call to a built-in function with positional arguments."""
 
     func: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     span: Span = field(default=_NOSPAN, compare=False)
 
 
@@ -119,8 +120,8 @@ class Quantifier:
 
     func: str
     var: str
-    source: "Expr"
-    body: "Expr"
+    source: Expr
+    body: Expr
     span: Span = field(default=_NOSPAN, compare=False)
     var_span: Span = field(default=_NOSPAN, compare=False)
 

@@ -8,8 +8,8 @@ the step budget. Argument counts were checked when the call was compiled.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from . import limits
 from .values import (EvalError, Run, checked_number, checked_size, equal, is_num, is_seq,

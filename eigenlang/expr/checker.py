@@ -12,7 +12,7 @@ union has the field `b`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..diagnostics import Diagnostic, Diagnostics, Span, did_you_mean, name_hint
 from ..types import (ANY, BOOL, FLOAT, INT, NONE, STR, DictT, EnumT, ListT, ModelT, Prim,
@@ -342,7 +342,7 @@ class _Checker:
     def _fn_min(self, e, a):
         if len(a) == 1:
             a = [self.items(a[0], e.args[0].span, f"{e.func}()")]
-        for t, arg in zip(a, e.args):
+        for t, arg in zip(a, e.args, strict=True):
             if not self.accepts(t, "num", "str"):
                 return self.mismatch(f"{e.func}() compares numbers or strings, got {t}", arg.span)
         return union(*a)

@@ -9,7 +9,8 @@ Any failure surfaces as `EvalError(message, span)`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..diagnostics import Span
 from . import limits

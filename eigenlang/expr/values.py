@@ -9,8 +9,8 @@ its values. Every failure is an `EvalError` with a span, never a raw Python exce
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Iterable, NoReturn
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from ..diagnostics import Span
 from . import limits
@@ -132,10 +132,15 @@ def iter_values(v: Any, span: Span, what: str) -> Iterable[Any]:
     raise EvalError(f"{what} needs a list or dict to iterate over, got {typename(v)}", span)
 
 
+_SCALARS = (str, int, float, bool)
+
+
 def equal(a: Any, b: Any, run: Run, span: Span) -> bool:
     """Structural equality of JSON-like values (`true != 1`, `(1,) == [1]`)."""
     if a is b:
         return True
+    if type(a) is type(b) and type(a) in _SCALARS:  # the common case, decided by Python
+        return a == b
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if is_num(a) or is_num(b):
@@ -153,7 +158,7 @@ def equal(a: Any, b: Any, run: Run, span: Span) -> bool:
         if len(a) != len(b):
             return False
         run.charge(len(a), span, 1)
-        return all(equal(x, y, run, span) for x, y in zip(a, b))
+        return all(equal(x, y, run, span) for x, y in zip(a, b, strict=True))
     return False
 
 

@@ -29,6 +29,7 @@ def errors(text: str) -> list[tuple[str, str, int]]:
 
 
 def test_grammar_builds_in_lark_strict_mode():
+    pytest.importorskip("interegular", reason="lark's strict mode needs lark[interegular]")
     grammar = (Path(__file__).resolve().parents[2] / "eigenlang/grammar/types.lark").read_text()
     Lark(grammar, parser="lalr", strict=True)
 
