@@ -59,6 +59,7 @@ def format_text(text: str) -> str:
     data = src.data
     if src.diags or not isinstance(data, CommentedMap):
         return text
+    meaning = _meaning(to_plain(data))
     kind = "workflow" if "workflow" in data else "domain" if "domain" in data else None
     model = PROGRAM_KINDS.get(kind) if kind else None
     _walk(data, model, head=("eigenlang", kind, "description") if kind else HEAD_KEYS)
@@ -67,7 +68,7 @@ def format_text(text: str) -> str:
     _normalise_blank_lines(data)
     out = dump_text(data)
     out = out.rstrip("\n") + "\n" if not _ends_in_kept_block(data) else out
-    return out if _same_meaning(text, out) else text
+    return out if _same_meaning(meaning, out) else text
 
 
 def dump_text(data: Any) -> str:
@@ -441,8 +442,8 @@ def _ends_in_kept_block(data: CommentedMap) -> bool:
 
 
 # ============================================================================ safety net
-def _meaning(text: str) -> Any:
-    data = to_plain(load_source("<input>", text).data)
+def _meaning(data: Any) -> Any:
+    """Plain program data, with the flow as its list of statements (comments dropped)."""
     if isinstance(data, dict) and isinstance(data.get("flow"), str):
         stmts = parse_flow_lines(data["flow"])
         for s in stmts:
@@ -451,9 +452,9 @@ def _meaning(text: str) -> Any:
     return data
 
 
-def _same_meaning(before: str, after: str) -> bool:
-    """The formatted text reads back as the same data (the flow compared statement-wise)."""
+def _same_meaning(before: Any, after: str) -> bool:
+    """The formatted text reads back as the same data as the input."""
     try:
-        return _meaning(before) == _meaning(after)
+        return _meaning(to_plain(load_source("<output>", after).data)) == before
     except Exception:  # noqa: BLE001 — any surprise means "do not trust the output"
         return False

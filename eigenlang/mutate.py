@@ -294,12 +294,19 @@ class Lineage(list):
         """The latest version with this hash."""
         return next((v for v in reversed(self) if v.hash == digest), None)
 
-    def ancestry(self, digest: str) -> list[ProgramVersion]:
-        """The chain of versions from the root to the version with this hash."""
-        chain, cur = [], self.get(digest)
-        while cur is not None and len(chain) <= len(self):
-            chain.append(cur)
-            cur = self.get(cur.parent) if cur.parent else None
+    def ancestry(self, digest: str | None = None) -> list[ProgramVersion]:
+        """The chain from the root to the (latest) version with this hash, or to the head.
+
+        An edit and its inverse give a hash seen before, so a parent is looked up among the
+        versions *before* its child: the lineage is append-only, parents come first."""
+        idx = next((i for i in range(len(self) - 1, -1, -1)
+                    if digest is None or self[i].hash == digest), None)
+        chain: list[ProgramVersion] = []
+        while idx is not None:
+            chain.append(self[idx])
+            parent = self[idx].parent
+            idx = next((j for j in range(idx - 1, -1, -1) if self[j].hash == parent), None) \
+                if parent else None
         return chain[::-1]
 
     def save(self, path: str | Path) -> None:
@@ -587,11 +594,12 @@ def _stmt_edges(s: FlowStmt) -> list[Edge]:
 
 
 def _chains(edges: list[Edge], comment: str | None) -> list[FlowStmt]:
-    """Edges back into statements: consecutive unguarded links make one chain."""
+    """Edges back into statements: consecutive unguarded links make one chain (a guarded
+    edge is a statement of its own, as the flow grammar wants)."""
     out: list[FlowStmt] = []
     for a, b, g in edges:
         last = out[-1] if out else None
-        if last is not None and last.guard is None and last.names[-1] == a:
+        if last is not None and g is None and last.guard is None and last.names[-1] == a:
             last.names.append(b)
             last.guard = g
         else:
