@@ -7,16 +7,20 @@ Canonical means:
   their relative order at the end, so a program with errors still formats;
 - names inside a named map (agents, tools, models...) keep the author's order: it is meaning
   for people (the order agents are read in), not noise;
-- indentation 2 (the one YAML configuration of `eigenlang.source`);
+- indentation 2 (the YAML configuration of `eigenlang.source`), long scalars never wrapped;
+  a flow collection (`{a: 1}`, `[a, b]`) that does not fit in 100 columns goes block style;
 - multi-line strings as literal block scalars (`|`);
 - the flow block one statement per line, single spaces around arrows (`A -> B -> C`,
-  `A -> B when g`, `loop A <-> B until e max N`), comment lines of the flow kept;
-- at most one blank line in a row; no trailing blank lines.
+  `A -> B when g`, `loop A <-> B until e max N`); its comment lines and trailing comments
+  are kept, a line that does not parse is kept as written;
+- at most one blank line in a row; none right below a parent key; no trailing blank lines.
 
-Comments survive reordering: a comment on the lines above a key travels with that key, an
-end-of-line comment stays on its line, and the document's head comment stays at the top.
-ruamel stores the lines above a key as the tail of the *previous* key's value, so before
-keys move those tails are detached and re-attached as the moved key's own "before" comment.
+Comments survive reordering: the comment lines above a key travel with that key (re-indented
+to its column), an end-of-line comment stays on its line (at its column), and the document's
+head comment stays at the top (only its last paragraph, when a blank line separates it and
+it sits right above the first key, counts as that key's comment). ruamel stores the lines
+above a key as the tail of the *previous* key's value, so before keys move those tails are
+detached and re-attached as the moved key's own "before" comment.
 
 Guard and `until` texts are copied verbatim (only trimmed), never re-spelled: the semantic
 hash covers them, and formatting must not change it. A text that is not valid YAML, or not a
@@ -27,6 +31,7 @@ returned unchanged.
 
 from __future__ import annotations
 
+import itertools
 import re
 import types as pytypes
 import typing
@@ -356,7 +361,7 @@ def _reorder(node: CommentedMap, order: list[Any], root: bool, col: int) -> None
         return
     keys = list(node)
     before = {keys[0]: _take_root_head(node) if root else _take_head(node)}
-    for prev, nxt in zip(keys, keys[1:]):
+    for prev, nxt in itertools.pairwise(keys):
         before[nxt] = take_tail(node, prev)
     for key in keys:  # ruamel keeps some lines above a key in the key's own slot
         slot = node.ca.items.get(key)
@@ -448,7 +453,7 @@ def _meaning(data: Any) -> Any:
         stmts = parse_flow_lines(data["flow"])
         for s in stmts:
             s.comment = None
-        data["flow"] = [s.render() for s in stmts if not (s.raw or "#").startswith("#")]
+        data["flow"] = [s.render() for s in stmts if s.raw is None or s.raw[:1] not in ("", "#")]
     return data
 
 

@@ -22,18 +22,32 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter,
-                      ValidationError, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from .compiler import check_file, compile_workflow
 from .diagnostics import Diagnostic, Span, did_you_mean, known_list, name_hint
 from .emit import canonical_json, sha256
-from .fmt import (FlowStmt, dump_text, parse_flow_lines, put_before, put_tail,
-                  render_flow_lines, take_tail)
+from .fmt import (
+    FlowStmt,
+    dump_text,
+    parse_flow_lines,
+    put_before,
+    put_tail,
+    render_flow_lines,
+    take_tail,
+)
 from .parse import parse_program
 from .source import SourceFile, load_source, to_plain
 from .surface import AgentDecl, Strict, WorkflowProgram
@@ -45,9 +59,6 @@ OP_SPAN = Span("<op>", 1, 1)
 # ============================================================================ operations
 class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    def describe(self) -> str:
-        return json.dumps(op_dict(self), ensure_ascii=False)
 
 
 def _one_line(v: str) -> str:
@@ -115,7 +126,7 @@ class RewireEdge(_Op):
     new_dst: str | None = Field(None, pattern=NAME)
 
     @model_validator(mode="after")
-    def _moves(self) -> "RewireEdge":
+    def _moves(self) -> RewireEdge:
         if self.new_src is None and self.new_dst is None:
             raise ValueError("give new_src, new_dst or both")
         return self
@@ -150,8 +161,8 @@ class SetParam(_Op):
 
 OP_MODELS: tuple[type[_Op], ...] = (AddAgent, RemoveAgent, ReplaceAgent, AddEdge, RemoveEdge,
                                     RewireEdge, GuardEdge, SetPrompt, SetParam)
-Op = Annotated[Union[AddAgent, RemoveAgent, ReplaceAgent, AddEdge, RemoveEdge, RewireEdge,
-                     GuardEdge, SetPrompt, SetParam], Field(discriminator="op")]
+Op = Annotated[AddAgent | RemoveAgent | ReplaceAgent | AddEdge | RemoveEdge | RewireEdge
+               | GuardEdge | SetPrompt | SetParam, Field(discriminator="op")]
 _OP_ADAPTER: TypeAdapter = TypeAdapter(Op)
 OP_NAMES = [m.model_fields["op"].default for m in OP_MODELS]
 
@@ -161,8 +172,25 @@ def op_dict(op: _Op) -> dict:
     return {"op": op.op, **op.model_dump(mode="json", by_alias=True, exclude_unset=True)}
 
 
-def parse_op(raw: Any) -> _Op | list[Diagnostic]:
-    """An op from JSON text, a dict with 'op', or an LLM tool call {name, arguments}."""
+class OpError(ValueError):
+    """A malformed op; `diagnostics` holds its E601 diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        super().__init__("; ".join(d.message + (f" ({d.hint})" if d.hint else "")
+                                   for d in diagnostics))
+
+
+def parse_op(raw: Any) -> _Op:
+    """An op from JSON text, a dict with 'op', or an LLM tool call {name, arguments}.
+    Raises OpError (a ValueError) with E601 diagnostics when it is malformed."""
+    diags = _op_problems(raw)
+    if isinstance(diags, _Op):
+        return diags
+    raise OpError(diags)
+
+
+def _op_problems(raw: Any) -> _Op | list[Diagnostic]:
     if isinstance(raw, _Op):
         return raw
     if isinstance(raw, (str, bytes)):
@@ -247,7 +275,7 @@ class ProgramVersion(BaseModel):
     path: str
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProgramVersion":
+    def load(cls, path: str | Path) -> ProgramVersion:
         """Read and check a program file; raises InvalidProgram when it has errors."""
         found = check_text(str(path), None)
         if isinstance(found, list):
@@ -279,6 +307,11 @@ def check_text(path: str, text: str | None) -> tuple[str, str] | list[Diagnostic
 
 class Lineage(list):
     """The versions of one program, oldest first; a version's parent must be in the lineage."""
+
+    def __init__(self, versions: Any = ()):
+        super().__init__()
+        for v in versions:
+            self.append(v)
 
     def append(self, version: ProgramVersion) -> None:  # type: ignore[override]
         if self and version.parent is not None and version.parent not in {v.hash for v in self}:
@@ -313,7 +346,7 @@ class Lineage(list):
         _atomic_write(Path(path), "".join(v.model_dump_json() + "\n" for v in self))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Lineage":
+    def load(cls, path: str | Path) -> Lineage:
         """Read a JSONL lineage; a malformed line raises ValueError naming its line number."""
         out = cls()
         for no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
@@ -345,8 +378,9 @@ def _atomic_write(target: Path, text: str) -> None:
 
 # ============================================================================ applying edits
 def apply(version: ProgramVersion, op: Any, reason: str) -> ProgramVersion | list[Diagnostic]:
-    """Apply one edit; the new version, or the diagnostics why it was refused."""
-    parsed = parse_op(op)
+    """Apply one edit (an op model, dict, JSON text or tool call); the new version, or the
+    diagnostics why it was refused (the input version is never changed)."""
+    parsed = _op_problems(op)
     if isinstance(parsed, list):
         return parsed
     src = load_source(version.path, version.text)
@@ -365,19 +399,25 @@ def apply(version: ProgramVersion, op: Any, reason: str) -> ProgramVersion | lis
 
 
 def apply_many(version: ProgramVersion, ops: list[Any],
-               reason: str) -> tuple[list[ProgramVersion], list[Diagnostic]]:
-    """Apply edits in order, each on the previous result; stops at the first refused one.
-    Returns the versions made (one per applied op) and the refusal's diagnostics (or [])."""
-    made: list[ProgramVersion] = []
+               reason: str) -> ProgramVersion | list[Diagnostic]:
+    """Apply edits in order, each checked on the result of the one before; stops at the first
+    refused op and returns its diagnostics (after an E601 saying which op it was).
+
+    The result is one version whose parent is `version`: a batch of edits made for one
+    reason is one step of the lineage. Its `op` is the op itself for a batch of one, else
+    {"op": "batch", "ops": [...]}."""
+    cur, done = version, []
     for i, op in enumerate(ops):
-        result = apply(made[-1] if made else version, op, reason)
+        result = apply(cur, op, reason)
         if isinstance(result, list):
             kind = op.op if isinstance(op, _Op) else (op.get("op") if isinstance(op, dict) else "?")
-            head = _e601(f"op {i + 1} of {len(ops)} ({kind}) was refused; "
-                         f"{len(ops) - i - 1} op(s) after it were not applied")
-            return made, [head] + result
-        made.append(result)
-    return made, []
+            return [_e601(f"op {i + 1} of {len(ops)} ({kind}) was refused; no op was applied")] + result
+        cur = result
+        done.append(result.op)
+    if not done:
+        return version
+    return cur.model_copy(update={"parent": version.hash,
+                                  "op": done[0] if len(done) == 1 else {"op": "batch", "ops": done}})
 
 
 def _e601(message: str, hint: str | None = None, span: Span = OP_SPAN) -> Diagnostic:
@@ -580,7 +620,7 @@ def _agent_data(agent: AgentDecl) -> dict:
 
 
 # ============================================================================ flow edits
-Edge = tuple[str, str, Union[str, None]]
+Edge = tuple[str, str, str | None]
 
 
 def flow_edges(stmts: list[FlowStmt]) -> list[Edge]:

@@ -134,7 +134,13 @@ def mutate(program: Path, op: List[str] = typer.Option(..., "--op", help="an edi
     except ValueError as exc:
         typer.echo(f"error[E601]: {exc}", err=True)
         raise typer.Exit(1)
-    base = ProgramVersion.load(program)
+    try:
+        base = ProgramVersion.load(program)
+    except ValueError as exc:  # InvalidProgram carries the program's own diagnostics
+        for d in getattr(exc, "diagnostics", []) or []:
+            typer.echo(d.render())
+        typer.echo(f"error: cannot edit {program}: {exc}", err=True)
+        raise typer.Exit(1)
     result = apply_many(base, ops, reason)
     if isinstance(result, list):
         for d in result:

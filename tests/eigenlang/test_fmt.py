@@ -220,3 +220,12 @@ def test_comments_of_eigendata_survive() -> None:
     out = format_text(text)
     assert comments(out) and sorted(comments(out)) == sorted(comments(text))
     assert out.splitlines()[:2] == text.splitlines()[:2]  # the head comment stays on top
+
+
+def test_output_that_changes_meaning_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eigenlang import fmt
+
+    text = "workflow: w\neigenlang: 1\nflow: A -> B\n"
+    assert format_text(text) != text
+    monkeypatch.setattr(fmt, "dump_text", lambda data: "eigenlang: 1\nworkflow: w\nflow: A -> C\n")
+    assert format_text(text) == text

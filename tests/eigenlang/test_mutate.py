@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -10,9 +11,21 @@ import jsonschema
 import pytest
 
 from eigenlang.diagnostics import Diagnostic
-from eigenlang.mutate import (OP_NAMES, AddEdge, InvalidProgram, Lineage, ProgramVersion,
-                              RemoveAgent, apply, apply_many, op_dict, op_json_schema, parse_op,
-                              write_back)
+from eigenlang.mutate import (
+    OP_NAMES,
+    AddEdge,
+    InvalidProgram,
+    Lineage,
+    OpError,
+    ProgramVersion,
+    RemoveAgent,
+    apply,
+    apply_many,
+    op_dict,
+    op_json_schema,
+    parse_op,
+    write_back,
+)
 from eigenlang.parse import parse_program
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +88,7 @@ def test_sequence_round_trips_through_yaml(v0: ProgramVersion, tmp_path: Path) -
     assert parse_program(out).program == parse_program(head.path, head.text).program
     assert ProgramVersion.load(out).hash == head.hash
     # the lineage records parents and reasons, and survives JSONL
-    for parent, child in zip(lineage, lineage[1:]):
+    for parent, child in itertools.pairwise(lineage):
         assert child.parent == parent.hash
     assert [v.reason for v in lineage] == [None] + [f"critique {i}" for i in range(len(EDITS))]
     assert [v.op for v in lineage[1:]] == EDITS
@@ -84,8 +97,10 @@ def test_sequence_round_trips_through_yaml(v0: ProgramVersion, tmp_path: Path) -
     assert again == lineage and again.head.hash == head.hash
     assert again.ancestry() == lineage and again.ancestry(head.hash) == lineage
     assert again.ancestry(lineage[2].hash) == lineage[:3]
-    # an edit and its inverse give back the same semantic hash
-    assert lineage[-1].hash == lineage[-2].hash != lineage[-3].hash
+    # an edit and its inverse give back the same semantic hash (set_prompt there and back,
+    # rewire_edge there and back)
+    assert lineage[-1].hash == lineage[-3].hash != lineage[-2].hash
+    assert lineage[6].hash == lineage[4].hash != lineage[5].hash
 
 
 def test_insert_and_remove_with_reconnect_restores_the_program(v0: ProgramVersion) -> None:
@@ -151,8 +166,11 @@ def test_invalid_edits_are_refused(v0: ProgramVersion, op: dict, code: str, text
     ({"op": "set_prompt", "agent": "A", "role": "system", "path": "x"}, "role"),
     ({"name": "add_edge", "arguments": "{oops"}, "not valid JSON"),
 ])
-def test_malformed_ops_are_e601(raw, text: str) -> None:
-    diags = errors(parse_op(raw))
+def test_malformed_ops_are_e601(v0: ProgramVersion, raw, text: str) -> None:
+    with pytest.raises(OpError) as info:
+        parse_op(raw)
+    assert isinstance(info.value, ValueError) and text in str(info.value)
+    diags = errors(apply(v0, raw, "malformed"))  # apply answers with the same diagnostics
     assert all(d.code == "E601" for d in diags)
     assert any(text in d.render() for d in diags), [d.render() for d in diags]
 
@@ -179,17 +197,21 @@ def test_op_json_schema_is_one_function_per_op() -> None:
     add_agent = next(t for t in tools if t["function"]["name"] == "add_agent")["function"]["parameters"]
     example = {"name": "X", "agent": {"prompt": "p.j2", "in": ["TaskSpec"]}, "after": "A"}
     jsonschema.validate(example, add_agent)
-    assert not isinstance(parse_op({"name": "add_agent", "arguments": example}), list)
+    assert parse_op({"name": "add_agent", "arguments": example}).agent.inputs() == ["TaskSpec"]
 
 
 def test_apply_many_stops_at_the_first_refusal(v0: ProgramVersion) -> None:
     ops = [EDITS[1], {"op": "add_edge", "src": "Nope", "dst": "Modify"}, EDITS[2]]
-    made, diags = apply_many(v0, ops, "batch")
-    assert len(made) == 1 and made[0].parent == v0.hash
+    diags = errors(apply_many(v0, ops, "batch"))
     assert diags[0].code == "E601" and "op 2 of 3" in diags[0].message
     assert any("unknown agent 'Nope'" in d.message for d in diags)
-    made, diags = apply_many(v0, [EDITS[1], EDITS[2]], "batch")
-    assert diags == [] and [v.parent for v in made] == [v0.hash, made[0].hash]
+    v = apply_many(v0, [EDITS[1], EDITS[2]], "batch")
+    assert isinstance(v, ProgramVersion) and v.parent == v0.hash and v.reason == "batch"
+    assert v.op == {"op": "batch", "ops": [EDITS[1], EDITS[2]]}
+    assert v.program.evolution.pilot.batch == 4 and v.program.agents["DialogSynthesis"].max_turns == 12
+    one = apply_many(v0, [EDITS[1]], "one")
+    assert isinstance(one, ProgramVersion) and one.op == EDITS[1] and one.parent == v0.hash
+    Lineage([v0, v, one])  # both are children of v0
 
 
 def test_edits_of_a_domain_program(tmp_path: Path) -> None:
@@ -226,3 +248,5 @@ def test_lineage_rejects_a_stranger(v0: ProgramVersion) -> None:
     stranger = v0.model_copy(update={"parent": "f" * 64, "hash": "e" * 64})
     with pytest.raises(ValueError):
         lineage.append(stranger)
+    with pytest.raises(ValueError):
+        Lineage([v0, stranger])
