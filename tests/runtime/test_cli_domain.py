@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def eigen(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.cli.main", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+from tests.helpers import eigen
 
 
 def test_stats_json_counts_entities_and_tools():

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def eigen(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.cli.main", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+from tests.helpers import ROOT, eigen, workflow_copy
 
 
 @pytest.fixture
 def wf(tmp_path: Path) -> Path:
-    import shutil
-
-    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
-    f = tmp_path / "workflows" / "eigendata.yaml"
-    f.write_text(f.read_text().replace("domain: airline", f"domain: {ROOT / 'tests/fixtures/mini'}"))
-    return f
+    return workflow_copy(tmp_path) / "eigendata.yaml"
 
 
 def test_check_ok_and_exit_codes(wf: Path, tmp_path: Path):
