@@ -2,12 +2,17 @@
 workflows of 10 … 10,000 agents, with time per agent relative to the 10-agent program
 (measured in the same run; goal: linear, i.e. ratios near 1, and 10,000 agents under 5 s).
 
-    python bench/compile.py [--max 10000]
+    python bench/compile.py [--max 10000] [--profile 25]
+
+`--profile N` adds the N most expensive functions (cProfile) of one compile of the largest
+program, by cumulative and by own time.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import sys
 import tempfile
 import time
@@ -46,6 +51,8 @@ def timed(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max", type=int, default=10_000)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="print the top N functions of one compile of the largest program")
     args = ap.parse_args()
     ref = ROOT / "workflows" / "eigendata.yaml"
     compile_workflow(ref)  # warm caches (grammars, domain files)
@@ -62,8 +69,11 @@ def main() -> None:
             f.write_text(generated(n, mini))
             plan, diags = compile_workflow(f)
             assert plan is not None, diags.render()[:2000]
-            t = timed(lambda: compile_workflow(f), 3 if n <= 1000 else 1)
+            t = timed(lambda f=f: compile_workflow(f), 3 if n <= 1000 else 1)
             rows.append((n, t))
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.runcall(compile_workflow, f)
     base = rows[0][1] / rows[0][0]
     print(f"{'agents':>8} {'compile s':>10} {'ms/agent':>9} {'ratio vs 10':>12}")
     for n, t in rows:
@@ -71,6 +81,10 @@ def main() -> None:
     big = dict(rows).get(10_000)
     if big is not None:
         print(f"10,000 agents: {big:.2f} s (goal < 5 s: {'met' if big < 5 else 'NOT met'})")
+    if args.profile:
+        print(f"\nprofile of one compile of {rows[-1][0]} agents:")
+        for order in ("cumulative", "tottime"):
+            pstats.Stats(prof, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(args.profile)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,8 @@ class DomainSpec:
     generate: ImplRef | None
     generate_user: ImplRef | None
     sync: ImplRef | None
+    offline_seed: ImplRef | None = None  # scenarios.py:seed — the offline backend's task recipes
+    offline_task: ImplRef | None = None
     source: str = ""  # the program text (hashed into plans)
 
     def all_tools(self) -> dict[str, ToolSpec]:
@@ -202,7 +204,10 @@ def check_domain(parsed: Parsed) -> DomainSpec:
         generate=impls.ref(("database", "generate"), prog.database.generate),
         generate_user=impls.ref(("user_database", "generate"),
                                 prog.user_database.generate if prog.user_database else None),
-        sync=impls.ref(("sync",), prog.sync), source=src.text)
+        sync=impls.ref(("sync",), prog.sync),
+        offline_seed=impls.ref(("offline", "seed"), prog.offline.seed) if prog.offline else None,
+        offline_task=impls.ref(("offline", "task"), prog.offline.task) if prog.offline else None,
+        source=src.text)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -19,7 +19,6 @@ from .domain import DomainSpec
 from .flow import render_flow
 from .lower import Cost
 from .resolve import WorkflowIR
-from .source import to_plain
 
 PLAN_FORMAT = 1
 
@@ -37,9 +36,10 @@ def domain_hash(domain: DomainSpec) -> str:
 
     parsed = parse_program(domain.root / "domain.yaml", domain.source)
     impl_files = sorted({t.impl.file for t in domain.all_tools().values()} |
-                        {r.file for r in (domain.generate, domain.generate_user, domain.sync) if r})
+                        {r.file for r in (domain.generate, domain.generate_user, domain.sync,
+                                      domain.offline_seed, domain.offline_task) if r})
     content = {
-        "program": to_plain(parsed.source.data),
+        "program": parsed.source.plain,
         "policy": domain.policy,
         "impl": {f.name: sha256(f.read_bytes()) for f in impl_files if f.is_file()},
     }

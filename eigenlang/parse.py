@@ -46,11 +46,11 @@ class Parsed:
 def parse_program(path: str | Path, text: str | None = None) -> Parsed:
     src = load_source(path, text)
     parsed = Parsed(src)
-    if src.diags or src.data is None:
+    if src.diags or src.plain is None:
         if not src.diags:
             src.diags.error("E101", "empty program: expected 'eigenlang: 1'", src.span(()))
         return parsed
-    data = src.data
+    data = src.plain
     if not isinstance(data, dict):
         src.diags.error("E105", "a program is a YAML mapping of keys", src.span(()),
                         "start the file with 'eigenlang: 1'")
@@ -74,7 +74,11 @@ def parse_program(path: str | Path, text: str | None = None) -> Parsed:
 
 
 def _validate(src: SourceFile, model: type[Strict], dropped: set[str]) -> Strict | None:
-    plain = to_plain(src.data)
+    try:  # the common case: valid, validated straight from the source's data
+        return model.model_validate(src.plain)
+    except ValidationError:
+        pass
+    plain = to_plain(src.plain)  # a copy: recovery drops broken declarations from it
     reported: set[tuple] = set()
     for _ in range(MAX_RECOVERY_ROUNDS):
         try:

@@ -57,6 +57,13 @@ class DatabaseDecl(Strict):
     generate: str | None = Field(None, description="'generate.py:build' — build(seed, size) -> dict")
 
 
+class OfflineDecl(Strict):
+    """How the offline backend invents tasks in this domain (see docs/CONTRACTS.md §7)."""
+
+    seed: str = Field(description="'scenarios.py:seed' — seed(rng, world, difficulty) -> {intent, context}")
+    task: str = Field(description="'scenarios.py:task' — task(rng, world, seed) -> the planned task")
+
+
 class DomainProgram(Strict):
     """A domain: the world agents act in."""
 
@@ -68,6 +75,7 @@ class DomainProgram(Strict):
     database: DatabaseDecl
     user_database: DatabaseDecl | None = None
     sync: str | None = Field(None, description="'tools.py:sync' run after every step")
+    offline: OfflineDecl | None = Field(None, description="task recipes for the offline backend")
     tools: dict[str, ToolDecl] = Field(default_factory=dict)
     user_tools: dict[str, ToolDecl] = Field(default_factory=dict)
     rules: dict[str, RuleDecl] = Field(default_factory=dict)

@@ -15,6 +15,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 from runtime.cli.domain_cmds import domain_app  # noqa: E402  (typer only; heavy parts are lazy)
 
 app.add_typer(domain_app, name="domain")
+from runtime.cli import data_cmds, run_cmds  # noqa: E402  (typer only; heavy parts are lazy)
+
+run_cmds.register(app)
+data_cmds.register(app)
 
 
 def _print_diags(diags) -> int:

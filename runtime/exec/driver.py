@@ -1,0 +1,65 @@
+"""A run: pull records from an executor, commit them in order, stop at N accepted.
+
+The driver is the only writer of the run directory. It stops pulling once N instances are
+accepted (or `max_attempts` instances were tried), so an executor's look-ahead costs a little
+wasted work but never changes what is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from runtime.store.run_store import RunStore
+
+from .engine import Runner, RunSpec, prepare
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    n: int
+    max_attempts: int
+    executor: str = "local"  # local | ray
+    workers: int = 1
+    ray_address: str | None = None
+
+
+def open_run(spec: RunSpec, opts: RunOptions, plan: object = None) -> tuple[object, RunStore]:
+    """Compile (unless given the plan), then open or resume the run store for this run."""
+    plan = plan or prepare(spec)
+    identity = {"workflow_hash": plan.hash, "domain_hash": plan.data["domain"]["hash"],
+                "backend": spec.backend, "model": spec.model, "seed": spec.seed, "size": spec.size}
+    extra = {"workflow": plan.data["workflow"], "workflow_path": str(Path(spec.workflow)),
+             "domain": plan.domain.name, "n": opts.n, "max_attempts": opts.max_attempts,
+             "prompts": {k: v["id"] for k, v in sorted(plan.data["prompts"].items())}}
+    return plan, RunStore(opts.out, identity, extra)
+
+
+def execute(spec: RunSpec, plan: object, store: RunStore, opts: RunOptions,
+            on_record: Callable[[dict], None] = lambda r: None) -> str:
+    """Run until done; returns the final status: complete | exhausted."""
+    def done() -> bool:
+        return store.counts.accepted >= opts.n or store.counts.attempted >= opts.max_attempts
+
+    if not done():
+        if opts.executor == "ray":
+            from .executors import ray_records
+
+            records = ray_records(spec, store.next_index, opts.workers, opts.ray_address)
+        else:
+            from .executors import local_records
+
+            records = local_records(spec, store.next_index, Runner(spec, plan))
+        try:
+            for record in records:
+                store.commit(record)
+                on_record(record)
+                if done():
+                    break
+        finally:
+            records.close()  # stops the executor (kills Ray actors)
+    status = "complete" if store.counts.accepted >= opts.n else "exhausted"
+    store.close(status)
+    return status

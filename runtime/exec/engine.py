@@ -1,0 +1,236 @@
+"""One instance, start to finish: walk the compiled DAG, run workers, build the record.
+
+An instance walks the unrolled DAG in topological order. A node runs when an edge into it
+fired (any one: OR-join), at most once; after it runs, each edge out of it fires when its
+guard holds over the node's outputs. Artifacts live on a per-instance blackboard keyed by
+type (a later round's `Dialog` replaces the earlier one). The record is a pure function of
+(program, run seed, index): no clock, no process state, so every executor writes the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from eigenlang.catalog import snake
+from eigenlang.diagnostics import Origin
+from eigenlang.types import ModelT
+
+from runtime.workers.base import World, WorkerContext, WorkerError, node_rng
+
+# What an accepted dataset instance is made of: a workflow that produces less is rejected.
+REQUIRED = ("TaskSpec", "Dialog", "FinalState", "Verifier")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What makes a run (picklable: Ray actors rebuild their `Runner` from it)."""
+
+    workflow: str
+    domain: str | None = None  # overrides the workflow's `domain:`
+    seed: int = 0
+    size: float = 1.0
+    backend: str = "offline"
+    model: str | None = None
+
+
+class RunSetupError(Exception):
+    """The run cannot start (a broken program, a domain without recipes, ...): said in words."""
+
+
+@dataclass
+class _Node:
+    id: str
+    agent: str
+    kind: str
+    round: int
+    inputs: list[str]
+    outputs: list[str]
+    settings: dict
+    prompts: dict[str, str]
+    out_edges: list[tuple[str, Any]] = field(default_factory=list)  # (dst, compiled guard|None)
+
+
+class Runner:
+    """Everything one process needs to run instances: the plan, the world, the workers."""
+
+    def __init__(self, spec: RunSpec, plan: Any = None) -> None:
+        from runtime.env import Environment
+        from runtime.workers.registry import workers_for
+
+        plan = plan or prepare(spec)
+        self.spec, self.plan, self.domain = spec, plan, plan.domain
+        self.env = Environment.from_domain(self.domain, spec.seed, spec.size)
+        self.world = World(self.domain, self.env.db.to_json(),
+                           self.env.user_db.to_json() if self.env.user_db is not None else None,
+                           self.domain.now)
+        try:
+            self.workers = workers_for(spec.backend)
+        except ValueError as exc:
+            raise RunSetupError(str(exc)) from exc
+        self.schema = plan.ir.schema
+        self.nodes = self._nodes(plan.data)
+        self.provenance = {
+            "workflow": plan.data["workflow"], "workflow_hash": plan.hash,
+            "prompts": {k: v["id"] for k, v in sorted(plan.data["prompts"].items())},
+            "backend": spec.backend, "model": spec.model}
+        self.initial_state = {"domain": self.domain.name, "domain_hash": plan.data["domain"]["hash"],
+                              "generator_seed": spec.seed, "size": spec.size, "hash": self.env.hash()}
+
+    def _nodes(self, data: dict) -> dict[str, _Node]:
+        from eigenlang.expr import compile_expr, parse_expr
+
+        texts = {k: v["text"] for k, v in data["prompts"].items()}
+        nodes = {n["id"]: _Node(n["id"], n["agent"], n["kind"], n["round"], n["in"], n["out"],
+                                n["settings"], {r: texts.get(f"{n['agent']}.{r}", "") for r in n["prompts"]})
+                 for n in data["nodes"]}  # plan.json lists nodes in topological order
+        for e in data["edges"]:
+            guard = None
+            if e["guard"]:
+                expr, errs = parse_expr(e["guard"], Origin("<guard>", ((1, 1),)))
+                if expr is None:  # the compiler accepted it: cannot happen short of a bug
+                    raise RunSetupError(f"guard {e['guard']!r}: {errs[0].message}")
+                guard = compile_expr(expr)
+            nodes[e["src"]].out_edges.append((e["dst"], guard))
+        return nodes
+
+    # ------------------------------------------------------------------ one instance
+    def run(self, index: int) -> dict:
+        seed = self.spec.seed
+        board: dict[str, dict] = {}
+        active = set(self.plan.data["start"])
+        trace: list[str] = []
+        validation: list[dict] = []
+        stalled: tuple[str, list[str]] | None = None
+        for node in self.nodes.values():
+            if node.id not in active:
+                continue
+            trace.append(node.id)
+            try:
+                produced = self._run_node(node, index, board)
+            except _NodeFailed as exc:
+                return self._rejected(index, node.id, exc.reasons, trace, board)
+            board.update(produced)
+            if "ValidationReport" in produced:
+                validation.append(produced["ValidationReport"])
+            fired = False
+            for dst, guard in node.out_edges:
+                if guard is None or _holds(guard, produced):
+                    active.add(dst)
+                    fired = True
+            if node.out_edges and not fired:
+                stalled = (node.id, _reasons_of(produced) or
+                           [f"{node.id}: no outgoing condition held"])
+        missing = [t for t in REQUIRED if t not in board]
+        if stalled is not None or missing:
+            stage, reasons = stalled or (trace[-1], [f"the workflow produced no {', '.join(missing)}"])
+            return self._rejected(index, stage, reasons, trace, board)
+        return self._accepted(index, board, trace, validation)
+
+    def _run_node(self, node: _Node, index: int, board: dict) -> dict:
+        worker = self.workers.get(node.kind)
+        if worker is None:
+            raise _NodeFailed([f"{node.id}: backend {self.spec.backend!r} has no {node.kind} worker"])
+        inputs = {t: board[t] for t in node.inputs if t in board}
+        if len(inputs) < len(node.inputs):
+            lacking = [t for t in node.inputs if t not in board]
+            raise _NodeFailed([f"{node.id}: no {', '.join(lacking)} upstream on this path"])
+        ctx = WorkerContext(self.domain, self.env, self.world, node_rng(self.spec.seed, index, node.id),
+                            node.id, node.agent, node.round, node.settings, node.prompts,
+                            self.spec.backend)
+        try:
+            produced = worker.run(ctx, inputs)
+        except WorkerError as exc:
+            raise _NodeFailed([f"{node.id}: {exc}"]) from None
+        except Exception as exc:  # noqa: BLE001  a worker bug costs this instance, not the run
+            raise _NodeFailed([f"{node.id}: worker crashed: {type(exc).__name__}: {exc}"]) from None
+        problems = []
+        for t in node.outputs:
+            if t not in produced:
+                problems.append(f"{node.id}: malformed output: no {t}")
+                continue
+            problems += [f"{node.id}: malformed {t}: {e}"
+                         for e in self.schema.validate(produced[t], ModelT(t), limit=5)]
+        if problems:
+            raise _NodeFailed(problems)
+        return {t: produced[t] for t in node.outputs}
+
+    # ------------------------------------------------------------------ records
+    def _head(self, index: int) -> dict:
+        return {"index": index, "id": f"{self.domain.name}-{self.spec.seed}-{index:06d}",
+                "seed": instance_seed(self.spec.seed, index), "domain": self.domain.name}
+
+    def _accepted(self, index: int, board: dict, trace: list[str], validation: list[dict]) -> dict:
+        task, dialog = board["TaskSpec"], board["Dialog"]
+        return {**self._head(index), "accepted": True,
+                "task": task, "scenario": board.get("ScenarioSeed"),
+                "persona": task["persona"], "difficulty": task["difficulty"],
+                "user_instructions": task["user_instructions"], "gold_calls": task["gold_calls"],
+                "messages": dialog["messages"], "calls": dialog["calls"], "turns": dialog["turns"],
+                "tools": self.plan.data["domain"]["tools"],
+                "user_tools": self.plan.data["domain"]["user_tools"],
+                "initial_state": self.initial_state, "final_state": board["FinalState"],
+                "verifier": board["Verifier"], "feasibility": board.get("Feasibility"),
+                "validation": validation, "trace": trace, "provenance": self.provenance}
+
+    def _rejected(self, index: int, stage: str, reasons: list[str], trace: list[str],
+                  board: dict) -> dict:
+        return {**self._head(index), "accepted": False, "stage": stage, "reasons": reasons,
+                "trace": trace, "artifacts": dict(sorted(board.items())),
+                "provenance": self.provenance}
+
+
+def prepare(spec: RunSpec) -> Any:
+    """Compile the workflow and check that this backend can run it; cheap (no world built)."""
+    from eigenlang.compiler import compile_workflow
+    from runtime.workers.offline.recipes import has_recipes
+
+    plan, diags = compile_workflow(spec.workflow, domain=spec.domain)
+    if plan is None:
+        raise RunSetupError("\n".join(d.render() for d in diags.errors))
+    domain = plan.domain
+    if domain.generate is None:
+        raise RunSetupError(f"domain {domain.name!r} has no database generator "
+                            "(database.generate in its domain.yaml)")
+    if spec.backend == "offline" and not has_recipes(domain):
+        raise RunSetupError(f"domain {domain.name!r} declares no offline task recipes; add "
+                            "`offline: {seed: scenarios.py:seed, task: scenarios.py:task}` to its "
+                            "domain.yaml (docs/CONTRACTS.md §7) or use a model backend")
+    produced = {t for n in plan.data["nodes"] for t in n["out"]}
+    lacking = [t for t in REQUIRED if t not in produced]
+    if lacking:
+        raise RunSetupError(f"workflow {plan.data['workflow']!r} produces no {', '.join(lacking)}: "
+                            "a dataset instance needs a task, a dialogue, its final state and a verifier")
+    return plan
+
+
+class _NodeFailed(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(reasons)
+        self.reasons = reasons
+
+
+def instance_seed(seed: int, index: int) -> int:
+    return int(hashlib.sha256(f"eigen:{seed}:{index}".encode()).hexdigest()[:12], 16)
+
+
+def _holds(guard: Any, produced: dict[str, dict]) -> bool:
+    """A guard over the node's outputs: their fields by name, and each output by snake name."""
+    scope: dict[str, Any] = {}
+    for t, value in produced.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                scope.setdefault(k, v)
+        scope[snake(t)] = value
+    from eigenlang.expr import EvalError
+
+    try:
+        return guard(scope) is True
+    except EvalError:
+        return False
+
+
+def _reasons_of(produced: dict[str, dict]) -> list[str]:
+    return [r for v in produced.values() if isinstance(v, dict)
+            for r in (v.get("reasons") or []) if isinstance(r, str)]
