@@ -7,9 +7,9 @@ wasted work but never changes what is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from runtime.store.run_store import RunStore
 

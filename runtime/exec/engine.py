@@ -16,8 +16,7 @@ from typing import Any
 from eigenlang.catalog import snake
 from eigenlang.diagnostics import Origin
 from eigenlang.types import ModelT
-
-from runtime.workers.base import World, WorkerContext, WorkerError, node_rng
+from runtime.workers.base import WorkerContext, WorkerError, World, node_rng
 
 # What an accepted dataset instance is made of: a workflow that produces less is rejected.
 REQUIRED = ("TaskSpec", "Dialog", "FinalState", "Verifier")
@@ -97,7 +96,6 @@ class Runner:
 
     # ------------------------------------------------------------------ one instance
     def run(self, index: int) -> dict:
-        seed = self.spec.seed
         board: dict[str, dict] = {}
         active = set(self.plan.data["start"])
         trace: list[str] = []

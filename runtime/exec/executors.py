@@ -8,8 +8,8 @@ commits does not depend on the executor (records are pure functions of spec and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import count
-from typing import Iterator
 
 from .engine import Runner, RunSpec
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .verify import INSTANCES, REJECTED, open_run_dir, read_records
 

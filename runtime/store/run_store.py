@@ -79,7 +79,7 @@ class RunStore:
     def _recover(self) -> int:
         """Cut torn last lines; count what is committed; check indices are exactly 0..k-1."""
         seen: list[int] = []
-        for ok, name in FILES.items():
+        for name in FILES.values():
             path = self.out / name
             if not path.exists():
                 continue

@@ -20,9 +20,10 @@ missing or unreadable run directory raises `RunDirError` (one line, for the CLI'
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 MANIFEST = "manifest.json"
 INSTANCES = "instances.jsonl"

@@ -36,6 +36,7 @@ from runtime.env.rules import (
     NO_RESULT,
     calls_of,
     check_rules,
+    dialog_of,
     grounding_report,
     grounding_walk,
     is_claim,
@@ -45,7 +46,7 @@ from runtime.env.rules import (
 from runtime.env.verifier import normalise_text
 from runtime.workers.base import WorkerContext, WorkerError
 
-from .dialog import CALL_FIELDS, CONFIRM, CONFIRM_ASK, describe, tone_of
+from .phrases import CONFIRM, CONFIRM_ASK, describe, tone_of
 
 CALLER_FAULTS = (E.UNKNOWN_TOOL, E.BAD_JSON, E.SCHEMA)
 MAX_REASONS = 5  # per check
@@ -266,12 +267,6 @@ class OfflineTrajectoryValidation:
 # ---------------------------------------------------------------- repairs
 
 
-def make_dialog(messages: list, domain: Any) -> dict:
-    calls = calls_of(messages, domain)
-    return {"messages": messages, "calls": [{k: c[k] for k in CALL_FIELDS} for c in calls],
-            "turns": sum(1 for m in messages if is_user_turn(m))}
-
-
 def drop_calls(messages: list, ids: set) -> list:
     """Without the tool calls `ids` and their results; a message left empty goes too."""
     out = []
@@ -389,7 +384,7 @@ def repair(ctx: WorkerContext, task: Mapping, dialog: Mapping, report: Mapping) 
     if "compliance" in failed:
         tone = tone_of((task or {}).get("persona") or {}) if isinstance(task, Mapping) else "neutral"
         messages = confirm_writes(messages, ctx.domain, ctx.rng, tone, extra)
-    return make_dialog(renumber(messages), ctx.domain)
+    return dialog_of(renumber(messages), ctx.domain)
 
 
 class OfflineModify:
