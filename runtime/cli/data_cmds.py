@@ -8,7 +8,6 @@ run directory is exit 2 with one line; nothing prints a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,7 +20,7 @@ def _fail(message: str) -> None:
 
 
 def verify(run_dir: Path = typer.Argument(..., help="a run directory"),
-           domain: Optional[str] = typer.Option(None, "--domain", "-d",
+           domain: str | None = typer.Option(None, "--domain", "-d",
                                                 help="where to find the domain if not by its recorded name"),
            as_json: bool = typer.Option(False, "--json", help="print the full result as JSON")) -> None:
     """Replay every accepted instance and run its verifier. Exit 0 all pass, 1 any fails, 2 bad dir."""

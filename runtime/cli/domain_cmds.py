@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 domain_app = typer.Typer(no_args_is_help=True, help="Inspect domains and call their tools.")
 
 
-def _load(domain: str, seed: int, size: float, db: Optional[Path], user_db: Optional[Path]):
+def _load(domain: str, seed: int, size: float, db: Path | None, user_db: Path | None):
     from eigenlang.domain import load_domain
     from runtime.env import Environment
 
@@ -36,8 +35,8 @@ def _counts(state) -> dict[str, int]:
 @domain_app.command("stats")
 def stats(domain: str = typer.Argument(..., help="a built-in name or a domain folder"),
           seed: int = typer.Option(0, "--seed"), size: float = typer.Option(1.0, "--size"),
-          db: Optional[Path] = typer.Option(None, "--db", help="a database file instead of the generator"),
-          user_db: Optional[Path] = typer.Option(None, "--user-db"),
+          db: Path | None = typer.Option(None, "--db", help="a database file instead of the generator"),
+          user_db: Path | None = typer.Option(None, "--user-db"),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Entity counts and tools by kind."""
     spec, env = _load(domain, seed, size, db, user_db)
@@ -74,8 +73,8 @@ def stats(domain: str = typer.Argument(..., help="a built-in name or a domain fo
 def call(domain: str, tool: str, args: str = typer.Argument("{}", help="arguments as JSON"),
          seed: int = typer.Option(0, "--seed"), size: float = typer.Option(1.0, "--size"),
          side: str = typer.Option("agent", "--side", help="agent or user"),
-         db: Optional[Path] = typer.Option(None, "--db"),
-         user_db: Optional[Path] = typer.Option(None, "--user-db")) -> None:
+         db: Path | None = typer.Option(None, "--db"),
+         user_db: Path | None = typer.Option(None, "--user-db")) -> None:
     """One tool call on a fresh state; the result as JSON. Exit 1 if the call failed."""
     _, env = _load(domain, seed, size, db, user_db)
     result = env.call(tool, args, side=side)

@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="eigenlang: declarative agentic data workflows — check, compile, run, train.")
-from runtime.cli.domain_cmds import domain_app  # noqa: E402  (typer only; heavy parts are lazy)
+from runtime.cli.domain_cmds import domain_app
 
 app.add_typer(domain_app, name="domain")
-from runtime.cli import data_cmds, run_cmds  # noqa: E402  (typer only; heavy parts are lazy)
+from runtime.cli import data_cmds, run_cmds
 
 run_cmds.register(app)
 data_cmds.register(app)
@@ -29,8 +28,8 @@ def _print_diags(diags) -> int:
     return len(diags.errors)
 
 
-def _program_files(paths: List[Path]) -> List[Path]:
-    out: List[Path] = []
+def _program_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
     for p in paths:
         if p.is_dir():
             if (p / "domain.yaml").is_file():
@@ -43,7 +42,7 @@ def _program_files(paths: List[Path]) -> List[Path]:
 
 
 @app.command()
-def check(paths: List[Path] = typer.Argument(..., help="program files or folders")) -> None:
+def check(paths: list[Path] = typer.Argument(..., help="program files or folders")) -> None:
     """Check programs; print every diagnostic. Exit 0 ok, 1 diagnostics, 2 usage."""
     from eigenlang.compiler import check_file
     from eigenlang.diagnostics import Diagnostics, Span
@@ -64,7 +63,7 @@ def check(paths: List[Path] = typer.Argument(..., help="program files or folders
 
 
 @app.command()
-def fmt(paths: List[Path] = typer.Argument(...),
+def fmt(paths: list[Path] = typer.Argument(...),
         check_only: bool = typer.Option(False, "--check", help="exit 1 if a file would change")) -> None:
     """Format programs canonically (comments kept)."""
     from eigenlang.fmt import format_file
@@ -114,7 +113,7 @@ def graph(workflow: Path, out: Path = typer.Option(..., "-o", "--out", help=".do
 
 
 @app.command()
-def schema(out: Optional[Path] = typer.Option(None, "-o", "--out")) -> None:
+def schema(out: Path | None = typer.Option(None, "-o", "--out")) -> None:
     """Print the JSON Schema of both program kinds (for editors)."""
     from eigenlang.surface import program_json_schema
 
@@ -126,12 +125,18 @@ def schema(out: Optional[Path] = typer.Option(None, "-o", "--out")) -> None:
 
 
 @app.command()
-def mutate(program: Path, op: List[str] = typer.Option(..., "--op", help="an edit as JSON; repeatable"),
+def mutate(program: Path, op: list[str] = typer.Option(..., "--op", help="an edit as JSON; repeatable"),
            reason: str = typer.Option("edited from the command line", "--reason"),
            write: bool = typer.Option(False, "--write", "-w", help="write the result back"),
-           lineage: Optional[Path] = typer.Option(None, "--lineage", help="append to this JSONL")) -> None:
+           lineage: Path | None = typer.Option(None, "--lineage", help="append to this JSONL")) -> None:
     """Apply typed edits to a program; print the new version or the diagnostics."""
-    from eigenlang.mutate import Lineage, ProgramVersion, apply_many, parse_op, write_back
+    from eigenlang.mutate import (
+        Lineage,
+        ProgramVersion,
+        apply_many,
+        parse_op,
+        write_back,
+    )
 
     try:
         ops = [parse_op(o) for o in op]

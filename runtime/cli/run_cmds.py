@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def run(workflow: Path = typer.Argument(..., help="the workflow program"),
-        domain: Optional[str] = typer.Option(None, "--domain", "-d",
+        domain: str | None = typer.Option(None, "--domain", "-d",
                                              help="a built-in domain or a domain folder (replaces the workflow's)"),
         n: int = typer.Option(100, "--n", "-n", min=1, help="accepted instances to produce"),
         seed: int = typer.Option(0, "--seed", "-s", help="run seed: world and every instance"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/<workflow>-<domain>-<seed>)"),
+        out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<workflow>-<domain>-<seed>)"),
         backend: str = typer.Option("offline", "--backend", help="offline (no model)"),
         executor: str = typer.Option("local", "--executor", help="local | ray"),
         workers: int = typer.Option(1, "--workers", "-k", min=1, help="Ray workers (with --executor ray)"),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster"),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="an existing Ray cluster"),
         size: float = typer.Option(1.0, "--size", help="world size (1.0 = τ²-bench scale)"),
-        max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="stop after this many instances tried (default 5 × n)"),
+        max_attempts: int | None = typer.Option(None, "--max-attempts", help="stop after this many instances tried (default 5 × n)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
         ) -> None:
     """Generate N accepted instances; rerun with the same --out to resume after a crash."""
@@ -68,7 +67,13 @@ def _with_progress(spec, plan, store, opts, quiet, err) -> str:
 
     if quiet:
         return execute(spec, plan, store, opts)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     def stages() -> str:
         c = store.counts

@@ -18,11 +18,13 @@ import hashlib
 import json
 import tomllib
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import jsonschema
+
 from eigenlang.diagnostics import did_you_mean
 from eigenlang.expr import EvalError, compile_expr
 
@@ -54,16 +56,16 @@ class EnvStats:
     def failed(self) -> int:
         return sum(self.errors.values())
 
-    def copy(self) -> "EnvStats":
+    def copy(self) -> EnvStats:
         return EnvStats(self.calls, Counter(self.errors))
 
 
 class ToolContext:
     """What an implementation receives as `ctx`."""
 
-    __slots__ = ("db", "user_db", "now", "tool", "_seed", "_env", "_counter")
+    __slots__ = ("_counter", "_env", "_seed", "db", "now", "tool", "user_db")
 
-    def __init__(self, db: Any, user_db: Any, now: str, tool: str, seed: str, env: "Environment"):
+    def __init__(self, db: Any, user_db: Any, now: str, tool: str, seed: str, env: Environment):
         self.db = db
         self.user_db = user_db
         self.now = now
@@ -134,14 +136,14 @@ class Environment:
             self._rt = _Runtime(domain)
         except ImplLoadError:
             raise
-        except Exception as exc:  # noqa: BLE001  # a malformed spec: fail at construction, with the reason
+        except Exception as exc:  # a malformed spec: fail at construction, with the reason
             raise ImplLoadError(f"cannot prepare domain {getattr(domain, 'name', '?')}: "
                                 f"{type(exc).__name__}: {exc}") from exc
 
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_domain(cls, domain: Any, seed: int, size: float = 1.0, *, validate: bool = True) -> "Environment":
+    def from_domain(cls, domain: Any, seed: int, size: float = 1.0, *, validate: bool = True) -> Environment:
         """A fresh environment over the domain's generated database for `seed`."""
         if getattr(domain, "generate", None) is None:
             raise StateLoadError(f"domain {domain.name!r} declares no database generator")
@@ -154,7 +156,7 @@ class Environment:
         return cls(domain, db, user_db)
 
     @classmethod
-    def from_files(cls, domain: Any, db_path: Path | str, user_db_path: Path | str | None = None) -> "Environment":
+    def from_files(cls, domain: Any, db_path: Path | str, user_db_path: Path | str | None = None) -> Environment:
         """An environment over database files (JSON, or TOML for `.toml`), schema-checked."""
         db = _state(domain.schema, _read(Path(db_path)), str(db_path), True)
         user_db = None
@@ -164,7 +166,7 @@ class Environment:
             user_db = _state(domain.user_schema, _read(Path(user_db_path)), str(user_db_path), True)
         return cls(domain, db, user_db)
 
-    def fork(self) -> "Environment":
+    def fork(self) -> Environment:
         """O(1): shares the domain, the loaded tools and (copy-on-write) both states."""
         env = object.__new__(Environment)
         env.domain, env._rt = self.domain, self._rt

@@ -11,9 +11,10 @@ import importlib.util
 import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from eigenlang.diagnostics import did_you_mean
 

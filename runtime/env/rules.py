@@ -37,9 +37,11 @@ from typing import Any
 from eigenlang.expr import EvalError, Name, Quantifier, compile_expr
 
 from . import errors as E
+from .state import MISSING
 from .verifier import normalise_text
 
 NO_RESULT = "no_result"  # a tool call that no tool message answers
+CALL_FIELDS = ("name", "arguments", "side", "ok", "error", "turn")  # of Dialog.calls
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,32 @@ def calls_of(messages: Sequence[Mapping], domain: Any) -> list[dict]:
             if side == "agent" and kind == "write" and ok:
                 confirmed_turn = False  # one "yes" covers one write
     return calls
+
+
+def dialog_of(messages: list, domain: Any) -> dict:
+    """A Dialog artifact {messages, calls, turns} for `messages` (calls and turns derived)."""
+    calls = calls_of(messages, domain)
+    return {"messages": messages, "calls": [{k: c[k] for k in CALL_FIELDS} for c in calls],
+            "turns": sum(1 for m in messages if isinstance(m, Mapping) and is_user_turn(m))}
+
+
+def state_diff(initial: Any, final: Any) -> list[dict]:
+    """FinalState.diff: [{path: ["db", ...], before, after}] with `added`/`deleted` marking
+    the absent side of an insertion or a deletion (its value is written as null)."""
+    out = []
+    for name in ("db", "user_db"):
+        a, b = getattr(initial, name, None), getattr(final, name, None)
+        if a is None or b is None:
+            continue
+        for ch in a.diff(b):
+            entry = {"path": [name, *ch.path], "before": None if ch.before is MISSING else ch.before,
+                     "after": None if ch.after is MISSING else ch.after}
+            if ch.before is MISSING:
+                entry["added"] = True
+            if ch.after is MISSING:
+                entry["deleted"] = True
+            out.append(entry)
+    return out
 
 
 # ---------------------------------------------------------------- rules

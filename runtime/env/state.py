@@ -20,8 +20,9 @@ order is irrelevant, while 1, 1.0 and True hash differently (diffs agree: they a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .nodes import Arr, Obj, Token, format_path, freeze, plain
 from .views import DictView, ListView, MutDictView, MutListView, wrap
@@ -30,9 +31,9 @@ from .views import DictView, ListView, MutDictView, MutListView, wrap
 class _Missing:
     """The value on the absent side of an insertion or deletion in a `Change`."""
 
-    _instance: "_Missing | None" = None
+    _instance: _Missing | None = None
 
-    def __new__(cls) -> "_Missing":
+    def __new__(cls) -> _Missing:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -72,7 +73,7 @@ class State:
         self._root = root  # already frozen; use State.from_json for plain data
 
     @classmethod
-    def from_json(cls, data: Any) -> "State":
+    def from_json(cls, data: Any) -> State:
         """Take `data` (plain JSON-like data, or a view) as a new state: deep-copied once."""
         root = freeze(data, None)
         if not isinstance(root, (Obj, Arr)):
@@ -84,11 +85,11 @@ class State:
         """A read-only view of the whole state."""
         return wrap(self._root)
 
-    def fork(self) -> "State":
+    def fork(self) -> State:
         """O(1): the fork shares every node; neither side can change the other."""
         return State(self._root)
 
-    def edit(self) -> "Txn":
+    def edit(self) -> Txn:
         return Txn(self)
 
     def to_json(self) -> Any:
@@ -107,7 +108,7 @@ class State:
     def hash(self) -> str:
         return digest(self._root).hex()
 
-    def diff(self, other: "State") -> list[Change]:
+    def diff(self, other: State) -> list[Change]:
         """Changes that turn `self` into `other`, in a deterministic order (object keys
         sorted, array indices ascending). Shared subtrees are skipped without a look."""
         out: list[Change] = []

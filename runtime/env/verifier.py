@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -202,7 +203,7 @@ def _schema_of(env: Any, name: str) -> Any:
     return getattr(getattr(env, "domain", None), "schema" if name == "db" else "user_schema", None)
 
 
-def _explain(render: "_PathRenderer", c: Change) -> str:
+def _explain(render: _PathRenderer, c: Change) -> str:
     where = render(c.path)
     if c.before is MISSING:
         return f"{where}: expected nothing there, found {_show(c.after)}"
@@ -289,7 +290,7 @@ def verifier_from_diff(initial: Any, final: Any, *, nothing_else: bool = True,
                     communicate=list(communicate))
 
 
-def _assertions_for(render: "_PathRenderer", c: Change, after: State, resized: set) -> list[Assertion]:
+def _assertions_for(render: _PathRenderer, c: Change, after: State, resized: set) -> list[Assertion]:
     """Readable assertions for one change: the new value of each leaf written, membership
     of an inserted or removed key, and the new length of a list that grew or shrank."""
     path, parent = c.path, c.path[:-1]
@@ -323,7 +324,7 @@ def _items(n: int) -> str:
     return f"{n} item" if n == 1 else f"{n} items"
 
 
-def _unchanged_parts(render: "_PathRenderer", was: "_PathRenderer", changes: list[Change],
+def _unchanged_parts(render: _PathRenderer, was: _PathRenderer, changes: list[Change],
                      before: State, after: State) -> list[Assertion]:
     """`x == initial_x` for every untouched part of each changed entity (an entity is a
     change's first two path steps: a collection and a key), so that assertions alone also

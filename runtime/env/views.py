@@ -22,10 +22,10 @@ private copy, as writes to a removed Python object would not show in the tree).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, MutableSequence, Sequence
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence, Sequence
+from typing import Any
 
-from .nodes import Arr, Obj, SCALARS, freeze, plain, shallow_copy
+from .nodes import SCALARS, Arr, Obj, freeze, plain, shallow_copy
 
 _DETACHED = object()
 
@@ -56,10 +56,10 @@ def _eq(node: Any, other: Any) -> bool:
 class _ViewBase:
     __slots__ = ()
 
-    def __eq__(self, other: Any) -> bool:
+    def __eq__(self, other: object) -> bool:
         return _eq(self._node, other)
 
-    def __ne__(self, other: Any) -> bool:
+    def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking containers are unhashable
@@ -209,7 +209,7 @@ class _MutBase(_ViewBase):
 class MutDictView(_MutBase, MutableMapping):
     """Mutable view of an object node inside a transaction."""
 
-    __slots__ = ("_txn", "_node", "_parent", "_key", "_kids")
+    __slots__ = ("_key", "_kids", "_node", "_parent", "_txn")
 
     def __init__(self, txn: Any, node: Obj, parent: Any = None, key: Any = None) -> None:
         object.__setattr__(self, "_txn", txn)
@@ -271,7 +271,7 @@ class MutDictView(_MutBase, MutableMapping):
 class MutListView(_MutBase, MutableSequence):
     """Mutable view of an array node inside a transaction."""
 
-    __slots__ = ("_txn", "_node", "_parent", "_key", "_kids")
+    __slots__ = ("_key", "_kids", "_node", "_parent", "_txn")
 
     def __init__(self, txn: Any, node: Arr, parent: Any = None, key: Any = None) -> None:
         object.__setattr__(self, "_txn", txn)
