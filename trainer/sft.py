@@ -1,0 +1,344 @@
+"""Supervised fine-tuning on a run's accepted dialogs, in plain torch.
+
+    config = load_config("sft.yaml")        # SFTConfig, from YAML or JSON
+    result = train_sft(config)              # resumes from the latest checkpoint in config.out
+
+One optimizer step sees `batch_size × grad_accum` conversations (the paper: 128), split
+into `grad_accum` micro-batches of `batch_size`. The loss is token-level cross entropy on
+the trained role's tokens only (`loss_mask`, trainer/tokenize.py), summed over the step
+and divided by the number of those tokens in the whole step, so the split into
+micro-batches does not change the gradient. Data order is a pure function of (seed,
+epoch), so a run resumed from a checkpoint (model, optimizer, step, torch rng) takes the
+same steps as one never interrupted; `metrics.jsonl` is cut back to the checkpoint's step.
+
+`out/` holds `config.json` (a resumed run must have the same, except `save_every` and
+`keep_checkpoints`), `data.json` (sizes, skipped conversations and why),
+`metrics.jsonl`, `checkpoints/step-NNNNNNNN/` (a loadable model folder plus
+`optimizer.pt`, `rng.pt` and `state.json`, written last), and `final/` at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .data import Conversation, RunDirError, load_conversations, split
+from .tokenize import Tokenized, TokenizeError, collate, tokenize_conversation
+
+# Settings that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = ("save_every", "keep_checkpoints")
+
+
+class SFTError(ValueError):
+    """A training run that cannot start or go on, with the reason in one line."""
+
+
+class SFTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str  # a model folder (from_pretrained) or a hub name
+    data: str  # a run directory written by `eigen run`
+    out: str
+    role: Literal["agent", "user"] = "agent"
+    batch_size: int = Field(1, ge=1)  # conversations per micro-batch (one forward pass)
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(5e-6, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_length: int = Field(32768, ge=2)
+    held_out: float = Field(0.0, ge=0, le=1)  # fraction of instances (by id hash) for eval loss
+    seed: int = 0
+    save_every: int = Field(0, ge=0)  # steps between checkpoints; 0: at the end of each epoch
+    keep_checkpoints: int = Field(2, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    device: str = "cpu"
+
+
+def load_config(path: Path | str) -> SFTConfig:
+    """An SFTConfig from a YAML or JSON file; SFTError says what is wrong."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise SFTError(f"{path}: cannot read the config: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SFTError(f"{path}: expected a mapping of settings")
+    try:
+        return SFTConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SFTError(f"{path}: {where}: {first['msg']} ({exc.error_count()} error(s))") from exc
+
+
+@dataclass
+class SFTResult:
+    out: Path
+    steps: int  # optimizer steps done in total
+    train_size: int
+    held_out_size: int
+    skipped: list[str] = field(default_factory=list)
+    resumed_from: int | None = None  # the checkpoint step this call started from
+    last_loss: float | None = None
+    final: Path | None = None  # the saved model, when training completed
+
+
+def load_model_and_tokenizer(path: str | Path, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
+    """Any transformers causal LM and its tokenizer, by folder or hub name."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as exc:
+        raise SFTError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from exc
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
+        raise SFTError(f"the tokenizer of {path} has neither a pad nor an eos token to pad with")
+    return model.to(device), tokenizer
+
+
+def tokenize_all(tokenizer: Any, conversations: list[Conversation], max_length: int) -> tuple[list[Tokenized], list[str]]:
+    """(the conversations as training sequences, 'id: why' for the ones left out)."""
+    out, skipped = [], []
+    for c in conversations:
+        try:
+            t = tokenize_conversation(tokenizer, c.messages, c.tools, max_length=max_length)
+        except TokenizeError as exc:
+            skipped.append(f"{c.id}: {exc}")
+            continue
+        if sum(t.loss_mask[1:]) == 0:
+            skipped.append(f"{c.id}: no trained token within max_length {max_length} ({len(t)} tokens kept)")
+            continue
+        out.append(t)
+    return out, skipped
+
+
+def masked_ce_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    """(sum of cross entropy over the batch's loss tokens, their number)."""
+    import torch.nn.functional as F
+
+    ids, attn, mask = batch["input_ids"], batch["attention_mask"], batch["loss_mask"]  # [B, T] each
+    logits = model(input_ids=ids, attention_mask=attn).logits  # [B, T, V]
+    targets = ids[:, 1:]  # [B, T-1] token t is predicted at position t-1
+    ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, reduction="none")  # [B, T-1]
+    weight = mask[:, 1:].to(ce.dtype)  # [B, T-1]
+    return (ce * weight).sum(), int(weight.sum().item())
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The order of the n training sequences in an epoch: a function of (seed, epoch) only."""
+    import torch
+
+    digest = hashlib.sha256(f"sft:{seed}:{epoch}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") >> 1)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def lr_at(config: SFTConfig, step: int, total: int) -> float:
+    """Linear warmup, then constant or cosine decay to 0 at the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "cosine":
+        done = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * done))
+    return config.lr
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """The complete checkpoints (state.json written) in out/checkpoints, oldest first."""
+    found = []
+    for d in (out / "checkpoints").glob("step-*"):
+        if (d / "state.json").is_file() and d.name[5:].isdigit():
+            found.append((int(d.name[5:]), d))
+    return sorted(found)
+
+
+def save_checkpoint(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, keep: int) -> Path:
+    """Write the checkpoint into a temporary folder, then rename it: a crash mid-write
+    leaves no checkpoint that looks complete."""
+    import torch
+
+    final = out / "checkpoints" / f"step-{step:08d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for _, old in checkpoints(out)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _restore(ckpt: Path, optimizer: Any) -> None:
+    import torch
+
+    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
+    rng = torch.load(ckpt / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _check_config(out: Path, config: SFTConfig) -> None:
+    """Write out/config.json, or check that a resumed run has the same settings."""
+    path = out / "config.json"
+    current = config.model_dump(mode="json")
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in set(before) | set(current)
+                         if k not in RESUMABLE_CHANGES and before.get(k) != current.get(k))
+        if changed:
+            raise SFTError(f"{out} holds a run with other settings ({', '.join(changed)}); "
+                           f"use another out folder or the same config")
+    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    """Drop the metrics of steps after the checkpoint: they are about to be redone."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut short by the interruption
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- training
+
+
+def evaluate(model: Any, data: list[Tokenized], batch_size: int, pad_id: int, device: str) -> float:
+    """Mean cross entropy over all loss tokens of `data`."""
+    import torch
+
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            batch = {k: v.to(device) for k, v in collate(data[i:i + batch_size], pad_id).items()}
+            loss_sum, n = masked_ce_sum(model, batch)
+            total, tokens = total + float(loss_sum), tokens + n
+    model.train()
+    return total / max(1, tokens)
+
+
+def sft_step(model: Any, optimizer: Any, picked: list[Tokenized], config: SFTConfig, lr: float,
+             pad_id: int) -> tuple[float, int, float]:
+    """One optimizer step on `picked`, in micro-batches of config.batch_size:
+    (mean loss over the step's loss tokens, their number, gradient norm before clipping)."""
+    import torch
+
+    n_tokens = sum(sum(t.loss_mask[1:]) for t in picked)  # loss tokens of the whole step
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    step_loss = 0.0
+    for i in range(0, len(picked), config.batch_size):
+        batch = {key: v.to(config.device) for key, v in collate(picked[i:i + config.batch_size], pad_id).items()}  # [b, T]
+        loss_sum, _ = masked_ce_sum(model, batch)  # []
+        (loss_sum / n_tokens).backward()  # the micro-batches' gradients add up to the step's mean
+        step_loss += loss_sum.item() / n_tokens
+    limit = config.grad_clip if config.grad_clip is not None else float("inf")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
+    optimizer.step()
+    return step_loss, n_tokens, grad_norm
+
+
+def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
+    """Train (or resume) per `config`. `stop_at` ends the call after that many steps in
+    total without a checkpoint there, as an interruption would (for tests and demos)."""
+    import torch
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, config)
+    try:
+        conversations, problems = load_conversations(config.data, config.role)
+    except RunDirError as exc:
+        raise SFTError(str(exc)) from exc
+    train_convs, held_convs = split(conversations, config.held_out)
+
+    latest = checkpoints(out)[-1] if checkpoints(out) else None
+    model, tokenizer = load_model_and_tokenizer(latest[1] if latest else config.model, config.dtype, config.device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    train, skipped = tokenize_all(tokenizer, train_convs, config.max_length)
+    held, held_skipped = tokenize_all(tokenizer, held_convs, config.max_length)
+    skipped = problems + skipped + held_skipped
+    (out / "data.json").write_text(json.dumps(
+        {"run": str(config.data), "role": config.role, "train": len(train), "held_out": len(held),
+         "skipped": skipped}, indent=2) + "\n", encoding="utf-8")
+    if not train:
+        raise SFTError(f"no training data in {config.data} for role {config.role}"
+                       + (f" (first problem: {skipped[0]})" if skipped else ""))
+
+    per_step = config.batch_size * config.grad_accum
+    steps_per_epoch = math.ceil(len(train) / per_step)
+    total = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
+                                  weight_decay=config.weight_decay)
+    result = SFTResult(out, 0, len(train), len(held), skipped, latest[0] if latest else None)
+    step = 0
+    if latest:
+        _restore(latest[1], optimizer)
+        step = latest[0]
+    else:
+        torch.manual_seed(config.seed)  # dropout, if the model has any
+    metrics = out / "metrics.jsonl"
+    _keep_metrics_until(metrics, step)
+    model.train()
+    while step < total:
+        if stop_at is not None and step >= stop_at:
+            result.steps = step
+            return result
+        epoch, k = divmod(step, steps_per_epoch)
+        picked = [train[i] for i in epoch_order(len(train), config.seed, epoch)[k * per_step:(k + 1) * per_step]]
+        lr = lr_at(config, step, total)
+        step_loss, n_tokens, grad_norm = sft_step(model, optimizer, picked, config, lr, pad_id)
+        step += 1
+        result.last_loss = step_loss
+        row: dict[str, Any] = {"step": step, "epoch": epoch, "loss": step_loss, "tokens": n_tokens,
+                               "sequences": len(picked), "lr": lr, "grad_norm": grad_norm}
+        end_of_epoch = step % steps_per_epoch == 0
+        if end_of_epoch and held:
+            row["eval_loss"] = evaluate(model, held, config.batch_size, pad_id, config.device)
+        with metrics.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
+        due = step % config.save_every == 0 if config.save_every else end_of_epoch
+        if due or step == total:  # the last step too, so that a finished run resumes as done
+            save_checkpoint(out, step, model, tokenizer, optimizer, config.keep_checkpoints)
+    result.steps = step
+    final = out / "final"
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    result.final = final
+    return result
