@@ -45,7 +45,11 @@ def main() -> None:
     ap.add_argument("--size", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    import os
+
     import ray
+
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as runtime.exec.executors does
 
     spec = RunSpec(str(ROOT / "workflows" / "eigendata.yaml"), args.domain, args.seed, args.size)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")

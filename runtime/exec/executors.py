@@ -40,6 +40,9 @@ def ray_records(spec: RunSpec, start: int, workers: int, address: str | None = N
     import ray
 
     if not ray.is_initialized():
+        # Ray starts workers at nice 15 by default; on a machine where anything else runs,
+        # that starves the actors doing the run's real work. A cluster we start is ours.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, num_cpus=None if address else max(workers, os.cpu_count() or 1),
                  include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     actor_cls = ray.remote(num_cpus=1)(_RunnerActor)
