@@ -18,6 +18,9 @@ from runtime.cli import data_cmds, run_cmds
 
 run_cmds.register(app)
 data_cmds.register(app)
+from trainer.cli import register as register_trainer  # noqa: E402  (typer only; torch is lazy)
+
+register_trainer(app)
 
 
 def _print_diags(diags) -> int:

@@ -13,7 +13,17 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
         n: int = typer.Option(100, "--n", "-n", min=1, help="accepted instances to produce"),
         seed: int = typer.Option(0, "--seed", "-s", help="run seed: world and every instance"),
         out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<workflow>-<domain>-<seed>)"),
-        backend: str = typer.Option("offline", "--backend", help="offline (no model)"),
+        backend: str = typer.Option("offline", "--backend",
+                                    help="offline (no model) | openai (any OpenAI-compatible endpoint) | hf"),
+        base_url: str | None = typer.Option(None, "--base-url", envvar="EIGEN_BASE_URL",
+                                            help="the endpoint of --backend openai, e.g. http://127.0.0.1:8000/v1"),
+        model: str | None = typer.Option(None, "--model", envvar="EIGEN_MODEL",
+                                         help="model name (openai; default: the endpoint's first) or folder (hf)"),
+        concurrency: int = typer.Option(16, "--concurrency", min=1, help="model requests in flight per process"),
+        request_timeout: float = typer.Option(60.0, "--request-timeout", min=0.001,
+                                              help="seconds before a model request is given up (and retried)"),
+        max_retries: int = typer.Option(3, "--max-retries", min=0,
+                                        help="retries of a failed model request (5xx, 429, timeouts)"),
         executor: str = typer.Option("local", "--executor", help="local | ray"),
         workers: int = typer.Option(1, "--workers", "-k", min=1, help="Ray workers (with --executor ray)"),
         ray_address: str | None = typer.Option(None, "--ray-address", help="an existing Ray cluster"),
@@ -38,7 +48,10 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
     if not workflow.is_file():
         err.print(f"error: no such workflow file: {workflow}")
         raise typer.Exit(2)
-    spec = RunSpec(str(workflow.resolve()), domain, seed, size, backend, None)
+    if backend == "offline":  # no model: an EIGEN_MODEL in the environment must not enter its identity
+        model = base_url = None
+    spec = RunSpec(str(workflow.resolve()), domain, seed, size, backend, model, base_url, concurrency,
+                   request_timeout, max_retries)
     try:
         plan = prepare(spec)
         out = out or Path("runs") / f"{plan.data['workflow']}-{plan.domain.name}-{seed}"
@@ -47,7 +60,12 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
     except (RunSetupError, StoreError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
-    status = _with_progress(spec, plan, store, opts, quiet, err)
+    err.print(f"backend: {_backend_words(spec)}", markup=False, highlight=False)
+    try:
+        status = _with_progress(spec, plan, store, opts, quiet, err)
+    except RunSetupError as exc:  # the workers could not be made (no model, missing extra, ...)
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
     c = store.counts
     err.print(f"{status}: {c.accepted} accepted, {c.rejected} rejected of {c.attempted} tried → {out}")
     try:
@@ -60,6 +78,13 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
         err.print(f"error: only {c.accepted} of {n} accepted within {opts.max_attempts} attempts; "
                   "raise --max-attempts or look at `eigen report`")
         raise typer.Exit(1)
+
+
+def _backend_words(spec) -> str:
+    if spec.backend == "offline":
+        return "offline (no model)"
+    where = f" at {spec.base_url}" if spec.base_url else ""
+    return f"{spec.backend}, model {spec.model or '(the endpoint default)'}{where}"
 
 
 def _with_progress(spec, plan, store, opts, quiet, err) -> str:

@@ -32,6 +32,11 @@ class RunSpec:
     size: float = 1.0
     backend: str = "offline"
     model: str | None = None
+    # How to reach the model (not part of a run's identity: the store keys on backend+model).
+    base_url: str | None = None
+    concurrency: int = 16
+    request_timeout: float = 60.0
+    max_retries: int = 3
 
 
 class RunSetupError(Exception):
@@ -64,8 +69,17 @@ class Runner:
         self.world = World(self.domain, self.env.db.to_json(),
                            self.env.user_db.to_json() if self.env.user_db is not None else None,
                            self.domain.now)
+        self.ledger = None  # model backends: tokens per instance, for the record's provenance
+        options: dict[str, Any] = {}
+        if spec.backend != "offline":
+            from runtime.backends import TokenLedger
+
+            self.ledger = TokenLedger()
+            options = {"base_url": spec.base_url, "model": spec.model, "concurrency": spec.concurrency,
+                       "request_timeout": spec.request_timeout, "max_retries": spec.max_retries,
+                       "ledger": self.ledger, "prompt_dirs": _prompt_dirs(spec, plan)}
         try:
-            self.workers = workers_for(spec.backend)
+            self.workers = workers_for(spec.backend, **options)
         except ValueError as exc:
             raise RunSetupError(str(exc)) from exc
         self.schema = plan.ir.schema
@@ -96,6 +110,15 @@ class Runner:
 
     # ------------------------------------------------------------------ one instance
     def run(self, index: int) -> dict:
+        if self.ledger is None:
+            return self._run(index)
+        rid = self._head(index)["id"]
+        with self.ledger.instance(rid):
+            record = self._run(index)
+        record["provenance"] = {**record["provenance"], "tokens": self.ledger.for_instance(rid).to_json()}
+        return record
+
+    def _run(self, index: int) -> dict:
         board: dict[str, dict] = {}
         active = set(self.plan.data["start"])
         trace: list[str] = []
@@ -201,6 +224,15 @@ def prepare(spec: RunSpec) -> Any:
         raise RunSetupError(f"workflow {plan.data['workflow']!r} produces no {', '.join(lacking)}: "
                             "a dataset instance needs a task, a dialogue, its final state and a verifier")
     return plan
+
+
+def _prompt_dirs(spec: RunSpec, plan: Any) -> tuple[str, ...]:
+    """The folders of the workflow's prompt files: where their `{% include %}`s are found."""
+    from pathlib import Path
+
+    base = Path(spec.workflow).resolve().parent
+    return tuple(sorted({str((base / p["file"]).parent) for p in plan.data["prompts"].values()
+                         if isinstance(p.get("file"), str)})) or (str(base),)
 
 
 class _NodeFailed(Exception):

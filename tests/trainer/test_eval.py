@@ -1,0 +1,69 @@
+"""pass^k / pass@k against hand-computed values, and `evaluate` on the mini bank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.trainer import one_torch_thread  # noqa: F401  # the autouse fixture
+from trainer.evaluate import EvalReport, aggregate, pass_at_k, pass_hat_k
+
+ROOT = Path(__file__).resolve().parents[2]
+MINI = str(ROOT / "tests" / "fixtures" / "mini")
+
+
+def test_pass_hat_k_by_hand():
+    # 4 trials, 2 passes: k=1 2/4; k=2 C(2,2)/C(4,2) = 1/6; k=3 none of the triples all pass
+    assert pass_hat_k(4, 2, 1) == pytest.approx(0.5)
+    assert pass_hat_k(4, 2, 2) == pytest.approx(1 / 6)
+    assert pass_hat_k(4, 2, 3) == 0.0
+    assert pass_hat_k(5, 4, 3) == pytest.approx(4 / 10)  # C(4,3)/C(5,3)
+    assert pass_hat_k(3, 3, 3) == 1.0 and pass_hat_k(3, 0, 1) == 0.0
+
+
+def test_pass_at_k_by_hand():
+    assert pass_at_k(4, 2, 1) == pytest.approx(0.5)
+    assert pass_at_k(4, 2, 2) == pytest.approx(5 / 6)  # 1 − C(2,2)/C(4,2)
+    assert pass_at_k(4, 2, 3) == 1.0  # any three trials hold a pass
+    assert pass_at_k(5, 1, 2) == pytest.approx(1 - 6 / 10)  # 1 − C(4,2)/C(5,2)
+    assert pass_at_k(3, 0, 3) == 0.0
+
+
+@pytest.mark.parametrize("n,c,k", [(3, 4, 1), (3, -1, 1), (3, 2, 0), (3, 2, 4)])
+def test_bad_counts_are_errors(n, c, k):
+    with pytest.raises(ValueError):
+        pass_hat_k(n, c, k)
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, k)
+
+
+def test_aggregate_and_report_per_domain():
+    got = aggregate([(4, 2), (4, 4)], 2)
+    assert got["pass^k"][1] == pytest.approx(0.75)
+    assert got["pass^k"][2] == pytest.approx((1 / 6 + 1) / 2)
+    assert got["pass@k"][2] == pytest.approx((5 / 6 + 1) / 2)
+    report = EvalReport("m", 2, {"a1": {"domain": "a", "n": 2, "c": 2}, "a2": {"domain": "a", "n": 2, "c": 0},
+                                 "b1": {"domain": "b", "n": 2, "c": 1}})
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["domains"]["a"]["pass^k"]["1"] == pytest.approx(0.5)
+    assert data["domains"]["b"]["pass^k"]["2"] == 0.0 and data["domains"]["b"]["pass@k"]["2"] == 1.0
+    assert data["all"]["pass^k"]["1"] == pytest.approx(0.5) and data["tasks"] == 3
+
+
+def test_evaluate_runs_every_task_k_times(tmp_path):
+    pytest.importorskip("transformers")
+    from tests.trainer.test_grpo_loop import make_eigen_run
+    from trainer.evaluate import evaluate
+    from trainer.tiny import build_tiny_from_run
+
+    run = make_eigen_run(tmp_path / "run", MINI, 4)
+    model_dir, _ = build_tiny_from_run(run, tmp_path / "tiny", vocab_size=400, hidden=32)
+    report = evaluate(model_dir, run, trials=2, max_turns=2, max_new_tokens=8, domain=MINI)
+    assert len(report.per_task) == 4 and not report.problems
+    assert all(t["n"] == 2 and t["domain"] == "mini" for t in report.per_task.values())
+    # balance look-ups pass unless the state changes, which a random tiny model cannot do
+    assert report.scores()["pass^k"][2] == 1.0
+    again = evaluate(model_dir, run, trials=2, max_turns=2, max_new_tokens=8, domain=MINI)
+    assert again.per_task == report.per_task

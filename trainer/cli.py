@@ -1,0 +1,98 @@
+"""The trainer's commands, added to the `eigen` app by `register(app)`:
+
+    eigen train sft CONFIG              # trainer/sft.py
+    eigen train grpo CONFIG             # trainer/grpo.py
+    eigen train build-tiny RUN -o DIR   # a tiny model + tokenizer from a run (CPU demos)
+    eigen eval --model M --tasks RUN_OR_FILE --trials K [--out FILE]
+
+Heavy imports (torch, transformers) happen inside the commands, so `eigen --help` stays
+fast. A bad config or run directory exits 2 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `train` sub-app and the `eval` command to `app`."""
+    train = typer.Typer(no_args_is_help=True, help="Train a policy (SFT, GRPO) on generated data.")
+
+    @train.command("sft")
+    def sft_cmd(config: Path = typer.Argument(..., help="an SFT config (YAML or JSON)")) -> None:
+        """Supervised fine-tuning on a run's accepted dialogs (resumes from out/)."""
+        from .sft import SFTError, load_config, train_sft
+
+        try:
+            result = train_sft(load_config(config))
+        except SFTError as exc:
+            _fail(str(exc))
+        typer.echo(f"sft: {result.steps} steps on {result.train_size} conversations, last loss "
+                   f"{result.last_loss if result.last_loss is None else round(result.last_loss, 4)} → {result.final}")
+
+    @train.command("grpo")
+    def grpo_cmd(config: Path = typer.Argument(..., help="a GRPO config (YAML or JSON)")) -> None:
+        """GRPO against the environments and verifiers of a run's tasks (resumes from out/)."""
+        from .grpo import GRPOError, load_grpo_config, train_grpo
+        from .sft import SFTError
+
+        try:
+            result = train_grpo(load_grpo_config(config))
+        except (GRPOError, SFTError) as exc:
+            _fail(str(exc))
+        typer.echo(f"grpo: {result.steps} steps ({result.updates} with an update) on {result.train_tasks} tasks "
+                   f"→ {result.final or result.out}")
+
+    @train.command("build-tiny")
+    def build_tiny_cmd(run: Path = typer.Argument(..., help="a run directory"),
+                       out: Path = typer.Option(..., "-o", "--out", help="model folder to write"),
+                       vocab_size: int = typer.Option(512, help="BPE vocabulary size"),
+                       seed: int = typer.Option(0, help="weight initialisation seed")) -> None:
+        """A tiny random LM whose tokenizer is trained on the run (for CPU demos and tests)."""
+        from .data import RunDirError
+        from .tiny import build_tiny_from_run
+
+        try:
+            path, problems = build_tiny_from_run(run, out, vocab_size=vocab_size, seed=seed)
+        except RunDirError as exc:
+            _fail(str(exc))
+        typer.echo(f"tiny model → {path}" + (f" ({len(problems)} record(s) skipped)" if problems else ""))
+
+    app.add_typer(train, name="train")
+
+    @app.command("eval")
+    def eval_cmd(model: str = typer.Option(..., "--model", help="the policy: a model folder or hub name"),
+                 tasks: Path = typer.Option(..., "--tasks", help="a run directory or an instances.jsonl file"),
+                 trials: int = typer.Option(4, "--trials", min=1, help="episodes per task (k = 1..trials)"),
+                 out: Path | None = typer.Option(None, "--out", help="write the report as JSON here"),
+                 user: str = typer.Option("scripted", help="user simulator: scripted or a user model path"),
+                 max_turns: int = typer.Option(8, min=1),
+                 max_new_tokens: int = typer.Option(128, min=1),
+                 temperature: float = typer.Option(1.0, min=0.0),
+                 seed: int = typer.Option(0),
+                 domain: str | None = typer.Option(None, help="where to find the domain (a name or folder)"),
+                 device: str = typer.Option("cpu")) -> None:
+        """pass^k and pass@k (k = 1..trials) per domain, as a table and optionally JSON."""
+        from .evaluate import evaluate, print_table
+        from .sft import SFTError
+
+        try:
+            report = evaluate(model, tasks, trials, user=user, max_turns=max_turns, max_new_tokens=max_new_tokens,
+                              temperature=temperature, seed=seed, domain=domain, device=device)
+        except (SFTError, ValueError) as exc:
+            _fail(str(exc))
+        if not report.per_task:
+            _fail(f"no task to evaluate in {tasks}" + (f" ({report.problems[0]})" if report.problems else ""))
+        print_table(report)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            typer.echo(f"wrote {out}")

@@ -1,0 +1,119 @@
+"""pass^k and pass@k of a policy on verifiable tasks (`eigen eval`).
+
+With n trials of a task of which c pass (τ-bench's estimators, unbiased for k ≤ n):
+
+    pass^k = C(c, k) / C(n, k)            # all of k fresh trials pass (consistency)
+    pass@k = 1 − C(n − c, k) / C(n, k)    # at least one of k trials passes
+
+each averaged over the tasks of a domain (and over all tasks), for k = 1..n.
+
+    report = evaluate("out/grpo/final", "runs/retail", trials=4)
+    print_table(report); Path("eval.json").write_text(json.dumps(report.to_json()))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from math import comb
+from pathlib import Path
+from typing import Any
+
+
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """C(c, k) / C(n, k): the chance that k trials drawn without replacement all pass."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    return comb(c, k) / comb(n, k)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """1 − C(n − c, k) / C(n, k): the chance that at least one of k trials passes."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def aggregate(counts: Sequence[tuple[int, int]], k_max: int) -> dict[str, dict[int, float]]:
+    """{"pass^k": {k: mean}, "pass@k": {k: mean}} over tasks given as (n, c), k = 1..k_max."""
+    out: dict[str, dict[int, float]] = {"pass^k": {}, "pass@k": {}}
+    for k in range(1, k_max + 1):
+        out["pass^k"][k] = sum(pass_hat_k(n, c, k) for n, c in counts) / len(counts) if counts else 0.0
+        out["pass@k"][k] = sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) if counts else 0.0
+    return out
+
+
+@dataclass
+class EvalReport:
+    model: str
+    trials: int
+    per_task: dict[str, dict] = field(default_factory=dict)  # id -> {domain, n, c}
+    problems: list[str] = field(default_factory=list)
+
+    def domains(self) -> list[str]:
+        return sorted({t["domain"] for t in self.per_task.values()})
+
+    def scores(self, domain: str | None = None) -> dict[str, dict[int, float]]:
+        counts = [(t["n"], t["c"]) for t in self.per_task.values() if domain is None or t["domain"] == domain]
+        return aggregate(counts, self.trials)
+
+    def to_json(self) -> dict:
+        by_domain = {d: self.scores(d) | {"tasks": sum(1 for t in self.per_task.values() if t["domain"] == d)}
+                     for d in self.domains()}
+        return {"model": self.model, "trials": self.trials, "tasks": len(self.per_task),
+                "all": self.scores(), "domains": by_domain, "per_task": self.per_task, "problems": self.problems}
+
+
+def evaluate(model: Any, tasks: str | Path | Sequence[Any], trials: int = 4, user: str = "scripted",
+             max_turns: int = 8, max_new_tokens: int = 128, temperature: float = 1.0, seed: int = 0,
+             domain: str | None = None, device: str = "cpu", tokenizer: Any = None,
+             batch_tasks: int = 8) -> EvalReport:
+    """Run `trials` episodes of every task and count the passes. `model` is a path (or a
+    loaded model with `tokenizer`); `tasks` a run directory, an instances.jsonl file, or
+    already loaded `Task`s. Sampling is seeded: the same call gives the same report."""
+    import torch
+
+    from .rollout import RolloutConfig, load_tasks, make_user, run_episodes
+    from .sft import load_model_and_tokenizer
+
+    if trials < 1:
+        raise ValueError("trials must be at least 1")
+    name = str(model) if isinstance(model, (str, Path)) else type(model).__name__
+    if isinstance(model, (str, Path)):
+        model, tokenizer = load_model_and_tokenizer(model, device=device)
+    problems: list[str] = []
+    if isinstance(tasks, (str, Path)):
+        tasks, problems = load_tasks([tasks], domain)
+    report = EvalReport(name, trials, problems=list(problems))
+    config = RolloutConfig(max_turns=max_turns, max_new_tokens=max_new_tokens, temperature=temperature)
+    sim = make_user(user, max_turns, device)
+    model.eval()
+    for i in range(0, len(tasks), batch_tasks):
+        chunk = list(tasks[i:i + batch_tasks])
+        torch.manual_seed(seed * 1_000_003 + i)
+        rollouts = run_episodes(model, tokenizer, [t for t in chunk for _ in range(trials)], sim, config)
+        for j, t in enumerate(chunk):
+            mine = rollouts[j * trials:(j + 1) * trials]
+            report.per_task[t.id] = {"domain": t.domain, "n": trials, "c": sum(int(r.reward > 0) for r in mine)}
+    return report
+
+
+def print_table(report: EvalReport, console: Any = None) -> None:
+    """pass^k and pass@k per domain as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report.model}: {len(report.per_task)} tasks × {report.trials} trials")
+    table.add_column("domain")
+    table.add_column("tasks", justify="right")
+    for k in range(1, report.trials + 1):
+        table.add_column(f"pass^{k}", justify="right")
+    for k in range(1, report.trials + 1):
+        table.add_column(f"pass@{k}", justify="right")
+    rows = [(d, report.scores(d), sum(1 for t in report.per_task.values() if t["domain"] == d))
+            for d in report.domains()]
+    rows.append(("all", report.scores(), len(report.per_task)))
+    for d, s, n in rows:
+        table.add_row(d, str(n), *[f"{s['pass^k'][k]:.3f}" for k in range(1, report.trials + 1)],
+                      *[f"{s['pass@k'][k]:.3f}" for k in range(1, report.trials + 1)])
+    (console or Console()).print(table)
