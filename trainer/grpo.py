@@ -37,9 +37,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .data import held_out
-from .rollout import Rollout, RolloutConfig, Task, dump_rollouts, load_tasks, make_user, run_episodes
-from .sft import (SFTError, _check_config, _keep_metrics_until, _restore, checkpoints, load_model_and_tokenizer,
-                  save_checkpoint)
+from .rollout import (
+    Rollout,
+    RolloutConfig,
+    Task,
+    dump_rollouts,
+    load_tasks,
+    make_user,
+    run_episodes,
+)
+from .sft import (
+    SFTError,
+    _check_config,
+    _keep_metrics_until,
+    _restore,
+    checkpoints,
+    load_model_and_tokenizer,
+    read_settings,
+    save_checkpoint,
+)
 
 
 class GRPOError(SFTError):
@@ -90,15 +106,7 @@ class GRPOConfig(BaseModel):
 
 def load_grpo_config(path: Path | str) -> GRPOConfig:
     """A GRPOConfig from a YAML or JSON file; GRPOError says what is wrong."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as exc:
-        raise GRPOError(f"{path}: cannot read the config: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GRPOError(f"{path}: expected a mapping of settings")
+    data = read_settings(path, GRPOError)
     if isinstance(data.get("data"), str):
         data["data"] = [data["data"]]
     try:

@@ -66,17 +66,24 @@ class SFTConfig(BaseModel):
     device: str = "cpu"
 
 
-def load_config(path: Path | str) -> SFTConfig:
-    """An SFTConfig from a YAML or JSON file; SFTError says what is wrong."""
+def read_settings(path: Path | str, error: type[SFTError] = SFTError) -> dict:
+    """The mapping of a YAML or JSON config file; `error` (SFTError or a subclass) says what
+    is wrong."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     try:
         data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
     except (OSError, YAMLError) as exc:
-        raise SFTError(f"{path}: cannot read the config: {exc}") from exc
+        raise error(f"{path}: cannot read the config: {exc}") from exc
     if not isinstance(data, dict):
-        raise SFTError(f"{path}: expected a mapping of settings")
+        raise error(f"{path}: expected a mapping of settings")
+    return data
+
+
+def load_config(path: Path | str) -> SFTConfig:
+    """An SFTConfig from a YAML or JSON file; SFTError says what is wrong."""
+    data = read_settings(path)
     try:
         return SFTConfig.model_validate(data)
     except ValidationError as exc:

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
+
+from runtime.workers.offline.intents import Intents, pick_intent, plan_intent
 
 
 def _load_data() -> ModuleType:
@@ -464,7 +467,7 @@ def _pad(calls: list[dict], extras: list[dict], diff: dict, writes: list[dict]) 
 
 
 # intent → (weight, seed picker, planner)
-INTENTS: dict[str, tuple[float, Callable, Callable]] = {
+INTENTS: Intents = {
     "cancel_reservation": (0.8, _seed_reservation, _plan_cancel),
     "add_baggage": (1.0, _seed_reservation, _plan_bags),
     "change_cabin": (0.7, _seed_reservation, _plan_cabin),
@@ -477,38 +480,10 @@ INTENTS: dict[str, tuple[float, Callable, Callable]] = {
 
 def seed(rng: Any, world: Any, difficulty: dict) -> dict:
     """Pick an intent (by weight, among those this world offers) and the entities it is about."""
-    names = list(INTENTS)
-    while names:
-        name = rng.choices(names, weights=[INTENTS[n][0] for n in names])[0]
-        context = INTENTS[name][1](rng, world, difficulty)
-        if context is not None:
-            return {"intent": name, "context": context}
-        names.remove(name)
-    raise ValueError("the airline world has no reservation, user or flight on sale to build a task from")
+    return pick_intent(rng, world, difficulty, INTENTS,
+                       "the airline world has no reservation, user or flight on sale to build a task from")
 
 
 def task(rng: Any, world: Any, seed: dict) -> dict:
     """Plan the scenario `seed` on `world`: objective, what the user knows, the gold path."""
-    intent = seed.get("intent")
-    if intent not in INTENTS:
-        raise ValueError(f"unknown airline intent {intent!r}; known: {', '.join(INTENTS)}")
-    diff = {"level": "easy", "tool_calls": 0, "error_prone": []} | dict(seed.get("difficulty") or {})
-    try:
-        plan = INTENTS[intent][2](rng, world, dict(seed.get("context") or {}), diff)
-    except (KeyError, TypeError, IndexError) as exc:
-        raise ValueError(f"the {intent} context {seed.get('context')!r} does not fit this world: "
-                         f"{type(exc).__name__}: {exc}") from None
-    plan.setdefault("alternatives", {})
-    plan.setdefault("say", {})
-    return _careful(plan, diff, world)
-
-
-def _careful(plan: dict, diff: dict, world: Any) -> dict:
-    """Spell out the error-prone values of the writes, so that the dialogue gets them exactly."""
-    tools = getattr(world.domain, "tools", None) or {}
-    for param in diff.get("error_prone") or []:
-        for call in plan["gold_calls"]:
-            kind = getattr(tools.get(call["name"]), "kind", None)
-            if kind == "write" and param in call["arguments"]:
-                plan["must"].append(f"{call['name']} uses {param} = {call['arguments'][param]!r}")
-    return plan
+    return plan_intent(rng, world, seed, INTENTS, "airline")

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
+
+from runtime.workers.offline.intents import Intents, pick_intent, plan_intent
 
 
 def _load_data() -> ModuleType:
@@ -312,7 +315,7 @@ def _pad(calls: list[dict], extras: list[dict], diff: dict, writes: list[dict]) 
 
 
 # intent → (weight, seed picker, planner)
-INTENTS: dict[str, tuple[float, Callable, Callable]] = {
+INTENTS: Intents = {
     "cancel_pending_order": (1.0, _seed_for(("pending",)), _plan_cancel),
     "modify_order_address": (0.6, _seed_for(PENDING), _plan_order_address),
     "modify_order_payment": (0.6, _seed_for(PENDING, several_methods=True), _plan_order_payment),
@@ -327,32 +330,10 @@ INTENTS: dict[str, tuple[float, Callable, Callable]] = {
 
 def seed(rng: Any, world: Any, difficulty: dict) -> dict:
     """Pick an intent (by weight, among those this world offers) and the entities it is about."""
-    names = list(INTENTS)
-    while names:
-        name = rng.choices(names, weights=[INTENTS[n][0] for n in names])[0]
-        context = INTENTS[name][1](rng, world, difficulty)
-        if context is not None:
-            return {"intent": name, "context": context}
-        names.remove(name)
-    raise ValueError("the retail world has no user or order to build a task from")
+    return pick_intent(rng, world, difficulty, INTENTS,
+                       "the retail world has no user or order to build a task from")
 
 
 def task(rng: Any, world: Any, seed: dict) -> dict:
-    """Plan the scenario `seed` on `world`: objective, what the customer knows, the gold path."""
-    intent = seed.get("intent")
-    if intent not in INTENTS:
-        raise ValueError(f"unknown retail intent {intent!r}; known: {', '.join(INTENTS)}")
-    diff = {"level": "easy", "tool_calls": 0, "error_prone": []} | dict(seed.get("difficulty") or {})
-    try:
-        plan = INTENTS[intent][2](rng, world, dict(seed.get("context") or {}), diff)
-    except (KeyError, TypeError, IndexError, ValueError) as exc:
-        raise ValueError(f"the {intent} context {seed.get('context')!r} does not fit this world: "
-                         f"{type(exc).__name__}: {exc}") from None
-    plan["alternatives"] = {k: v for k, v in (plan.get("alternatives") or {}).items() if v is not None}
-    plan.setdefault("say", {})
-    tools = getattr(world.domain, "tools", None) or {}
-    for param in diff.get("error_prone") or []:  # spell out the values the dialogue must get exactly
-        for call in plan["gold_calls"]:
-            if getattr(tools.get(call["name"]), "kind", None) == "write" and param in call["arguments"]:
-                plan["must"].append(f"{call['name']} uses {param} = {call['arguments'][param]!r}")
-    return plan
+    """Plan the scenario `seed` on `world`: objective, what the user knows, the gold path."""
+    return plan_intent(rng, world, seed, INTENTS, "retail")

@@ -18,9 +18,12 @@ from __future__ import annotations
 import copy
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
+
+from runtime.workers.offline.intents import Intents, pick_intent, plan_intent
 
 
 def _load_sibling(stem: str) -> ModuleType:
@@ -454,7 +457,7 @@ def _line_intent(fits: Callable[[Any, Any], bool], plan: Callable) -> tuple[Call
 
 
 # intent → (weight, seed picker, planner)
-INTENTS: dict[str, tuple[float, Callable, Callable]] = {
+INTENTS: Intents = {
     "enable_roaming": (0.8, *_line_intent(lambda w, x: x["status"] == "Active" and not x["roaming_enabled"]
                                           and _open(w, x),
                                           lambda r, w, c, d: _plan_roaming(r, w, c, d, True))),
@@ -471,33 +474,10 @@ INTENTS: dict[str, tuple[float, Callable, Callable]] = {
 
 def seed(rng: Any, world: Any, difficulty: dict) -> dict:
     """Pick an intent (by weight, among those this world offers) and the entities it is about."""
-    names = list(INTENTS)
-    while names:
-        name = rng.choices(names, weights=[INTENTS[n][0] for n in names])[0]
-        context = INTENTS[name][1](rng, world, difficulty)
-        if context is not None:
-            return {"intent": name, "context": context}
-        names.remove(name)
-    raise ValueError("the telecom world has no line or bill to build a task from")
+    return pick_intent(rng, world, difficulty, INTENTS,
+                       "the telecom world has no line or bill to build a task from")
 
 
 def task(rng: Any, world: Any, seed: dict) -> dict:
-    """Plan the scenario `seed` on `world`: objective, what the customer knows, the gold path."""
-    intent = seed.get("intent")
-    if intent not in INTENTS:
-        raise ValueError(f"unknown telecom intent {intent!r}; known: {', '.join(INTENTS)}")
-    diff = {"level": "easy", "tool_calls": 0, "error_prone": []} | dict(seed.get("difficulty") or {})
-    try:
-        plan = INTENTS[intent][2](rng, world, dict(seed.get("context") or {}), diff)
-    except (KeyError, TypeError, IndexError) as exc:
-        raise ValueError(f"the {intent} context {seed.get('context')!r} does not fit this world: "
-                         f"{type(exc).__name__}: {exc}") from None
-    plan.setdefault("alternatives", {})
-    plan.setdefault("say", {})
-    tools = getattr(world.domain, "tools", None) or {}
-    for param in diff.get("error_prone") or []:  # spell out the values the dialogue must get exactly
-        for call in plan["gold_calls"]:
-            if call["side"] == "agent" and getattr(tools.get(call["name"]), "kind", None) == "write" \
-                    and param in call["arguments"]:
-                plan["must"].append(f"{call['name']} uses {param} = {call['arguments'][param]!r}")
-    return plan
+    """Plan the scenario `seed` on `world`: objective, what the user knows, the gold path."""
+    return plan_intent(rng, world, seed, INTENTS, "telecom")
