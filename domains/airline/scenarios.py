@@ -22,7 +22,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runtime.workers.offline.intents import Intents, pick_intent, plan_intent
+from runtime.workers.offline.intents import (
+    Intents,
+    gold_call,
+    pad_reads,
+    pick_intent,
+    plan_intent,
+)
 
 
 def _load_data() -> ModuleType:
@@ -89,16 +95,12 @@ def _legs(res: Any) -> list[dict]:
     return [{"flight_number": g["flight_number"], "date": g["date"]} for g in res["flights"]]
 
 
-def _call(name: str, **arguments: Any) -> dict:
-    return {"name": name, "arguments": arguments, "side": "agent"}
-
-
 def _identify(user_id: str) -> dict:
-    return _call("get_user_details", user_id=user_id)
+    return gold_call("get_user_details", user_id=user_id)
 
 
 def _read_res(rid: str) -> dict:
-    return _call("get_reservation_details", reservation_id=rid)
+    return gold_call("get_reservation_details", reservation_id=rid)
 
 
 def _other_reservations(world: Any, user: Any, rid: str) -> list[str]:
@@ -106,7 +108,7 @@ def _other_reservations(world: Any, user: Any, rid: str) -> list[str]:
 
 
 def _status_reads(res: Any) -> list[dict]:
-    return [_call("get_flight_status", flight_number=g["flight_number"], date=g["date"])
+    return [gold_call("get_flight_status", flight_number=g["flight_number"], date=g["date"])
             for g in res["flights"]]
 
 
@@ -147,7 +149,7 @@ def _plan_cancel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         "objective": f"Cancel reservation {rid} because {phrase}, and get the money back.",
         "known": {"user_id": user["user_id"], "name": _who(user), "reservation_id": rid,
                   "reason": reason},
-        "gold_calls": _pad(calls, extras, diff, [_call("cancel_reservation", reservation_id=rid)]),
+        "gold_calls": pad_reads(calls, extras, diff, [gold_call("cancel_reservation", reservation_id=rid)]),
         "must": [f"reservation {rid} is cancelled", "every payment is refunded to the method that made it"],
         "must_not": ["cancel any other reservation", "change the reservation instead of cancelling it"],
         "subgoals": ["ask when the refund will arrive"],
@@ -170,16 +172,16 @@ def _plan_bags(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     fee = data.BAG_FEE * (nonfree - res["nonfree_baggages"])
     pay = _pay_method(rng, user)
     calls = [_identify(user["user_id"]), _read_res(rid)]
-    extras = [_call("calculate", expression=f"{data.BAG_FEE} * {nonfree - res['nonfree_baggages']}")] if fee else []
+    extras = [gold_call("calculate", expression=f"{data.BAG_FEE} * {nonfree - res['nonfree_baggages']}")] if fee else []
     alternatives = {"total_baggages": counts(add + 1)[0]} if diff["level"] == "hard" else {}
-    write = _call("update_reservation_baggages", reservation_id=rid, total_baggages=total,
+    write = gold_call("update_reservation_baggages", reservation_id=rid, total_baggages=total,
                   nonfree_baggages=nonfree, payment_id=pay)
     bags = "bag" if add == 1 else "bags"
     return {
         "objective": f"Add {add} checked {bags} to reservation {rid}, paying any fee with {pay}.",
         "known": {"user_id": user["user_id"], "reservation_id": rid, "bags_to_add": add,
                   "payment_method": pay},
-        "gold_calls": _pad(calls, extras, diff, [write]),
+        "gold_calls": pad_reads(calls, extras, diff, [write]),
         "must": [f"reservation {rid} has {total} checked bags, {nonfree} of them paid",
                  f"the bag fee of ${fee} is charged to {pay}" if fee else "no bag fee is charged"],
         "must_not": ["remove bags", "add insurance", "charge a certificate"],
@@ -202,17 +204,17 @@ def _plan_cabin(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     cabin = _cabin_choice(rng, res["cabin"])
     pay = _pay_method(rng, user)
     calls = [_identify(user["user_id"]), _read_res(rid)]
-    extras = [_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=g["date"])
+    extras = [gold_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=g["date"])
               for g in res["flights"]]
     spare = [c for c in data.CABINS if c not in (cabin, res["cabin"])]
     alternatives = {"cabin": spare[0]} if diff["level"] == "hard" and spare else {}
-    write = _call("update_reservation_flights", reservation_id=rid, cabin=cabin, flights=_legs(res),
+    write = gold_call("update_reservation_flights", reservation_id=rid, cabin=cabin, flights=_legs(res),
                   payment_id=pay)
     return {
         "objective": f"Move every flight of reservation {rid} to {CABIN_WORDS[cabin]}, settling the "
                      f"fare difference with {pay}.",
         "known": {"user_id": user["user_id"], "reservation_id": rid, "cabin": cabin, "payment_method": pay},
-        "gold_calls": _pad(calls, extras, diff, [write]),
+        "gold_calls": pad_reads(calls, extras, diff, [write]),
         "must": [f"reservation {rid} is in {cabin} on all its flights",
                  f"the fare difference for all passengers is settled on {pay}"],
         "must_not": ["change the flights or dates", "use a certificate for the difference"],
@@ -239,11 +241,11 @@ def _plan_change_date(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     new = _shift(legs, days)
     pay = _pay_method(rng, user)
     calls = [_identify(user["user_id"]), _read_res(rid)]
-    extras = [_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=n["date"])
+    extras = [gold_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=n["date"])
               for g, n in zip(res["flights"], new)]
     spare = [d for d in fits if d != days]
     alternatives = {"date": _shift(legs, spare[0])[0]["date"]} if diff["level"] == "hard" and spare else {}
-    write = _call("update_reservation_flights", reservation_id=rid, cabin=res["cabin"], flights=new,
+    write = gold_call("update_reservation_flights", reservation_id=rid, cabin=res["cabin"], flights=new,
                   payment_id=pay)
     when = "later" if days > 0 else "earlier"
     return {
@@ -251,7 +253,7 @@ def _plan_change_date(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
                      f"the same flights and cabin, paying any difference with {pay}.",
         "known": {"user_id": user["user_id"], "reservation_id": rid, "new_date": new[0]["date"],
                   "payment_method": pay},
-        "gold_calls": _pad(calls, extras, diff, [write]),
+        "gold_calls": pad_reads(calls, extras, diff, [write]),
         "must": [f"reservation {rid} flies " + ", ".join(f"{n['flight_number']} on {n['date']}" for n in new),
                  f"the fare difference is settled on {pay}"],
         "must_not": ["change the cabin", "cancel the reservation"],
@@ -282,8 +284,8 @@ def _plan_passengers(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         "objective": f"On reservation {rid}, {change}.",
         "known": {"user_id": user["user_id"], "reservation_id": rid, "passenger_change": change,
                   "new_passenger": passengers[i]},
-        "gold_calls": _pad(calls, extras, diff,
-                           [_call("update_reservation_passengers", reservation_id=rid, passengers=passengers)]),
+        "gold_calls": pad_reads(calls, extras, diff,
+                           [gold_call("update_reservation_passengers", reservation_id=rid, passengers=passengers)]),
         "must": [f"reservation {rid} lists " + "; ".join(
             f"{p['first_name']} {p['last_name']} ({p['dob']})" for p in passengers)],
         "must_not": ["change the number of passengers", "change the other passengers"],
@@ -369,17 +371,17 @@ def _plan_booking(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     total = n * (sum(prices) + (data.INSURANCE_FEE if insurance == "yes" else 0)) + data.BAG_FEE * nonfree
     payments = _booking_payment(rng, user, total)
     calls = [_identify(user["user_id"]),
-             _call("search_direct_flight", origin=ctx["origin"], destination=ctx["destination"], date=ctx["date"])]
+             gold_call("search_direct_flight", origin=ctx["origin"], destination=ctx["destination"], date=ctx["date"])]
     if ctx["flight_type"] == "round_trip":
-        calls.append(_call("search_direct_flight", origin=ctx["destination"], destination=ctx["origin"],
+        calls.append(gold_call("search_direct_flight", origin=ctx["destination"], destination=ctx["origin"],
                            date=ctx["flights"][-1]["date"]))
     expr = f"{n} * ({' + '.join(map(str, prices))}" + (f" + {data.INSURANCE_FEE})" if insurance == "yes" else ")") \
         + (f" + {data.BAG_FEE} * {nonfree}" if nonfree else "")
-    extras = [_call("calculate", expression=expr),
-              _call("search_onestop_flight", origin=ctx["origin"], destination=ctx["destination"], date=ctx["date"])]
+    extras = [gold_call("calculate", expression=expr),
+              gold_call("search_onestop_flight", origin=ctx["origin"], destination=ctx["destination"], date=ctx["date"])]
     spare = [c for c in data.CABINS if c != cabin]
     alternatives = {"cabin": rng.choice(spare)} if diff["level"] == "hard" else {}
-    write = _call("book_reservation", user_id=user["user_id"], origin=ctx["origin"],
+    write = gold_call("book_reservation", user_id=user["user_id"], origin=ctx["origin"],
                   destination=ctx["destination"], flight_type=ctx["flight_type"], cabin=cabin,
                   flights=[dict(f) for f in ctx["flights"]], passengers=passengers, payment_methods=payments,
                   total_baggages=bags, nonfree_baggages=nonfree, insurance=insurance)
@@ -390,7 +392,7 @@ def _plan_booking(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         "known": {"user_id": user["user_id"], "origin": ctx["origin"], "destination": ctx["destination"],
                   "flights": trip, "cabin": cabin, "passengers": passengers, "checked_bags": bags,
                   "insurance": insurance, "payment": payments},
-        "gold_calls": _pad(calls, extras, diff, [write]),
+        "gold_calls": pad_reads(calls, extras, diff, [write]),
         "must": [f"a {ctx['flight_type']} reservation on {trip} in {cabin} for "
                  + ", ".join(f"{p['first_name']} {p['last_name']}" for p in passengers) + " is booked",
                  f"{bags} checked bags ({nonfree} paid), insurance {insurance}, total ${total}"],
@@ -423,10 +425,10 @@ def _plan_compensation(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     res, user = db["reservations"][rid], db["users"][ctx["user_id"]]
     amount = data.COMPENSATION["cancelled"] * len(res["passengers"])
     calls = [_identify(user["user_id"]), _read_res(rid),
-             _call("get_flight_status", flight_number=ctx["flight_number"], date=ctx["date"])]
+             gold_call("get_flight_status", flight_number=ctx["flight_number"], date=ctx["date"])]
     writes, must = [], []
     if diff["level"] == "hard" and _upcoming(world, res):
-        writes.append(_call("cancel_reservation", reservation_id=rid))
+        writes.append(gold_call("cancel_reservation", reservation_id=rid))
         must.append(f"reservation {rid} is cancelled")
     policy_ok = user["membership"] != "regular" or res["insurance"] == "yes" or res["cabin"] == "business"
     tool_ok = user["membership"] != "regular" or any(
@@ -434,7 +436,7 @@ def _plan_compensation(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
                                      or db["reservations"][r]["cabin"] == "business") for r in user["reservations"])
     must_not = ["send more than one certificate"]
     if policy_ok or not tool_ok:
-        writes.append(_call("send_certificate", user_id=user["user_id"], amount=amount))
+        writes.append(gold_call("send_certificate", user_id=user["user_id"], amount=amount))
         must.append(f"a ${amount} certificate is sent to {user['user_id']}")
     else:  # the tool would pay out what the policy refuses: the right path is a refusal
         must.append("no certificate is sent: the user is not eligible for compensation")
@@ -444,26 +446,13 @@ def _plan_compensation(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
                      "was cancelled by the airline, and ask for compensation.",
         "known": {"user_id": user["user_id"], "reservation_id": rid, "flight_number": ctx["flight_number"],
                   "date": ctx["date"], "passengers": len(res["passengers"])},
-        "gold_calls": _pad(calls, [], diff, writes),
+        "gold_calls": pad_reads(calls, [], diff, writes),
         "must": must,
         "must_not": must_not,
         "subgoals": ["ask to cancel the trip as well"] if not any(w["name"] == "cancel_reservation"
                                                                  for w in writes) else [],
         "say": {},
     }
-
-
-# ------------------------------------------------------------------------------ plumbing
-def _pad(calls: list[dict], extras: list[dict], diff: dict, writes: list[dict]) -> list[dict]:
-    """Reads first, then extra reads up to the difficulty's tool-call target, then writes."""
-    target = int(diff.get("tool_calls") or 0)
-    out = list(calls)
-    for extra in extras:
-        if len(out) + len(writes) >= target:
-            break
-        if extra not in out:
-            out.append(extra)
-    return out + writes
 
 
 # intent → (weight, seed picker, planner)

@@ -19,7 +19,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runtime.workers.offline.intents import Intents, pick_intent, plan_intent
+from runtime.workers.offline.intents import (
+    Intents,
+    gold_call,
+    pad_reads,
+    pick_intent,
+    plan_intent,
+)
 
 
 def _load_data() -> ModuleType:
@@ -51,16 +57,12 @@ def _pick_order(rng: Any, world: Any, statuses: tuple[str, ...],
     return rng.choice(pool) if pool else None
 
 
-def _call(name: str, **arguments: Any) -> dict:
-    return {"name": name, "arguments": arguments, "side": "agent"}
-
-
 def _identify(rng: Any, user: Any) -> tuple[list[dict], dict]:
     """How the customer is found (email mostly, else name and zip), and what they say."""
     if rng.random() < 0.7:
-        return [_call("find_user_id_by_email", email=user["email"])], {"email": user["email"]}
+        return [gold_call("find_user_id_by_email", email=user["email"])], {"email": user["email"]}
     name, zip_code = user["name"], user["address"]["zip"]
-    call = _call("find_user_id_by_name_zip", first_name=name["first_name"], last_name=name["last_name"],
+    call = gold_call("find_user_id_by_name_zip", first_name=name["first_name"], last_name=name["last_name"],
                  zip=zip_code)
     return [call], {"first_name": name["first_name"], "last_name": name["last_name"], "zip": zip_code}
 
@@ -69,15 +71,15 @@ def _start(rng: Any, world: Any, user_id: str, order_id: str | None) -> tuple[li
     """The identification and reads every request begins with: (calls, known, user)."""
     user = world.db["users"][user_id]
     calls, known = _identify(rng, user)
-    calls.append(_call("get_user_details", user_id=user_id))
+    calls.append(gold_call("get_user_details", user_id=user_id))
     if order_id is not None:
-        calls.append(_call("get_order_details", order_id=order_id))
+        calls.append(gold_call("get_order_details", order_id=order_id))
         known["order_id"] = order_id
     return calls, known, user
 
 
 def _other_orders(world: Any, user: Any, order_id: str | None) -> list[dict]:
-    return [_call("get_order_details", order_id=o) for o in user["orders"]
+    return [gold_call("get_order_details", order_id=o) for o in user["orders"]
             if o != order_id and o in world.db["orders"]]
 
 
@@ -152,8 +154,8 @@ def _plan_cancel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     return {
         "objective": f"Cancel order {oid} (reason: {reason}).",
         "known": known,
-        "gold_calls": _pad(calls, _other_orders(world, user, oid), diff,
-                           [_call("cancel_pending_order", order_id=oid, reason=reason)]),
+        "gold_calls": pad_reads(calls, _other_orders(world, user, oid), diff,
+                           [gold_call("cancel_pending_order", order_id=oid, reason=reason)]),
         "must": [f"order {oid} is cancelled with reason '{reason}'",
                  "every payment of the order is refunded to the method that paid it"],
         "must_not": ["cancel any other order", "modify the order instead"],
@@ -176,8 +178,8 @@ def _plan_order_address(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     return {
         "objective": f"Have order {oid} shipped to {_one_line(address)} instead.",
         "known": known,
-        "gold_calls": _pad(calls, _other_orders(world, user, oid), diff,
-                           [_call("modify_pending_order_address", order_id=oid, **address)]),
+        "gold_calls": pad_reads(calls, _other_orders(world, user, oid), diff,
+                           [gold_call("modify_pending_order_address", order_id=oid, **address)]),
         "must": [f"order {oid} ships to {_one_line(address)}"],
         "must_not": ["change the user's default address", "change any other order"],
         "subgoals": ["ask whether the default address should change too (it should not)"],
@@ -200,8 +202,8 @@ def _plan_order_payment(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     return {
         "objective": f"Pay order {oid} with {new} instead of {current}.",
         "known": known,
-        "gold_calls": _pad(calls, _other_orders(world, user, oid), diff,
-                           [_call("modify_pending_order_payment", order_id=oid, payment_method_id=new)]),
+        "gold_calls": pad_reads(calls, _other_orders(world, user, oid), diff,
+                           [gold_call("modify_pending_order_payment", order_id=oid, payment_method_id=new)]),
         "must": [f"order {oid} is paid with {new}", f"{current} is refunded"],
         "must_not": ["change the items or the address"],
         "subgoals": [],
@@ -217,11 +219,11 @@ def _plan_items(rng: Any, world: Any, ctx: dict, diff: dict, exchange: bool) -> 
     order = world.db["orders"][oid]
     lines, new = _swap(rng, world, order, rng.choice((1, 2)) if diff["level"] == "hard" else 1)
     for pid in dict.fromkeys(line["product_id"] for line in lines):
-        calls.append(_call("get_product_details", product_id=pid))
+        calls.append(gold_call("get_product_details", product_id=pid))
     pay = _method_for_difference(rng, user, order)
     old_ids, new_ids = [x["item_id"] for x in lines], [v["item_id"] for v in new]
     delta = " + ".join(f"({v['price']} - {x['price']})" for x, v in zip(lines, new))
-    extras = [_call("calculate", expression=delta)] + [_call("get_item_details", item_id=i) for i in new_ids]
+    extras = [gold_call("calculate", expression=delta)] + [gold_call("get_item_details", item_id=i) for i in new_ids]
     wanted = [f"{_describe(x)} -> {', '.join(f'{k} {v}' for k, v in n['options'].items())}"
               for x, n in zip(lines, new)]
     known |= {"items": wanted, "payment_method_for_difference": pay}
@@ -230,7 +232,7 @@ def _plan_items(rng: Any, world: Any, ctx: dict, diff: dict, exchange: bool) -> 
     return {
         "objective": f"{verb} in order {oid}: " + "; ".join(wanted) + f", settling the price difference with {pay}.",
         "known": known,
-        "gold_calls": _pad(calls, extras, diff, [_call(tool, order_id=oid, item_ids=old_ids, new_item_ids=new_ids,
+        "gold_calls": pad_reads(calls, extras, diff, [gold_call(tool, order_id=oid, item_ids=old_ids, new_item_ids=new_ids,
                                                        payment_method_id=pay)]),
         "must": [f"order {oid} {'requests the exchange of' if exchange else 'now has'} "
                  + ", ".join(f"{a} -> {b}" for a, b in zip(old_ids, new_ids)),
@@ -267,8 +269,8 @@ def _plan_return(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     return {
         "objective": f"Return from order {oid}: " + "; ".join(_describe(x) for x in lines) + f", refunded to {pay}.",
         "known": known,
-        "gold_calls": _pad(calls, [_call("get_item_details", item_id=i) for i in ids], diff,
-                           [_call("return_delivered_order_items", order_id=oid, item_ids=ids, payment_method_id=pay)]),
+        "gold_calls": pad_reads(calls, [gold_call("get_item_details", item_id=i) for i in ids], diff,
+                           [gold_call("return_delivered_order_items", order_id=oid, item_ids=ids, payment_method_id=pay)]),
         "must": [f"order {oid} requests the return of {', '.join(ids)}", f"the refund goes to {pay}"],
         "must_not": ["return items the customer keeps", "exchange instead of returning"],
         "subgoals": ["ask how the items are sent back"],
@@ -280,38 +282,25 @@ def _plan_user_address(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     calls, known, user = _start(rng, world, ctx["user_id"], None)
     address = _new_address(rng)
     known["new_address"] = _one_line(address)
-    writes = [_call("modify_user_address", user_id=user["user_id"], **address)]
+    writes = [gold_call("modify_user_address", user_id=user["user_id"], **address)]
     must = [f"the default address of {user['user_id']} is {_one_line(address)}"]
     pending = [o for o in user["orders"] if world.db["orders"].get(o, {}).get("status") in PENDING]
     if diff["level"] == "hard" and pending:  # moving house: the order on its way should follow
         oid = pending[0]
-        calls.append(_call("get_order_details", order_id=oid))
-        writes.append(_call("modify_pending_order_address", order_id=oid, **address))
+        calls.append(gold_call("get_order_details", order_id=oid))
+        writes.append(gold_call("modify_pending_order_address", order_id=oid, **address))
         must.append(f"pending order {oid} ships to the new address too")
         known["order_id"] = oid
     return {
         "objective": f"Update the default address to {_one_line(address)}"
                      + (" and have the pending order shipped there." if len(writes) > 1 else "."),
         "known": known,
-        "gold_calls": _pad(calls, _other_orders(world, user, known.get("order_id")), diff, writes),
+        "gold_calls": pad_reads(calls, _other_orders(world, user, known.get("order_id")), diff, writes),
         "must": must,
         "must_not": ["change orders the customer did not mention"],
         "subgoals": [],
         "say": {"new_address": _one_line(address)},
     }
-
-
-# ------------------------------------------------------------------------------ plumbing
-def _pad(calls: list[dict], extras: list[dict], diff: dict, writes: list[dict]) -> list[dict]:
-    """Reads first, then extra reads up to the difficulty's tool-call target, then writes."""
-    target = int(diff.get("tool_calls") or 0)
-    out = list(calls)
-    for extra in extras:
-        if len(out) + len(writes) >= target:
-            break
-        if extra not in out:
-            out.append(extra)
-    return out + writes
 
 
 # intent → (weight, seed picker, planner)

@@ -23,7 +23,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runtime.workers.offline.intents import Intents, pick_intent, plan_intent
+from runtime.workers.offline.intents import (
+    Intents,
+    gold_call,
+    pad_reads,
+    pick_intent,
+    plan_intent,
+)
 
 
 def _load_sibling(stem: str) -> ModuleType:
@@ -85,12 +91,8 @@ def _pick(rng: Any, every: list, fits: Callable[[Any], bool]) -> Any:
     return rng.choice(pool) if pool else None
 
 
-def _call(name: str, side: str = "agent", **arguments: Any) -> dict:
-    return {"name": name, "arguments": arguments, "side": side}
-
-
 def _user(name: str, **arguments: Any) -> dict:
-    return _call(name, "user", **arguments)
+    return gold_call(name, "user", **arguments)
 
 
 def _identify(rng: Any, customer: Any, by_phone: str | None = None) -> tuple[list[dict], dict]:
@@ -99,11 +101,11 @@ def _identify(rng: Any, customer: Any, by_phone: str | None = None) -> tuple[lis
     roll = rng.random()
     if by_phone is not None or roll < 0.55:
         number = by_phone or customer["phone_number"]
-        return [_call("get_customer_by_phone", phone_number=number)], {"phone_number": number}
+        return [gold_call("get_customer_by_phone", phone_number=number)], {"phone_number": number}
     if roll < 0.75:
-        return [_call("get_customer_by_id", customer_id=customer["customer_id"])], \
+        return [gold_call("get_customer_by_id", customer_id=customer["customer_id"])], \
             {"customer_id": customer["customer_id"]}
-    return [_call("get_customer_by_name", full_name=customer["full_name"], dob=customer["date_of_birth"])], \
+    return [gold_call("get_customer_by_name", full_name=customer["full_name"], dob=customer["date_of_birth"])], \
         {"full_name": customer["full_name"], "date_of_birth": customer["date_of_birth"]}
 
 
@@ -115,7 +117,7 @@ def _start(rng: Any, world: Any, ctx: dict) -> tuple[list[dict], dict, Any, Any]
     if customer is None or line is None:
         raise KeyError(ctx["customer_id"] if customer is None else ctx["line_id"])
     calls, known = _identify(rng, customer)
-    calls.append(_call("get_details_by_id", id=line["line_id"]))
+    calls.append(gold_call("get_details_by_id", id=line["line_id"]))
     if known.get("phone_number") != line["phone_number"]:
         known["line_number"] = line["phone_number"]
     return calls, known, customer, line
@@ -123,9 +125,9 @@ def _start(rng: Any, world: Any, ctx: dict) -> tuple[list[dict], dict, Any, Any]
 
 def _extras(world: Any, customer: Any, line: Any) -> list[dict]:
     """Reads an agent may add while looking around: the plan, the bills, the other lines."""
-    out = [_call("get_details_by_id", id=line["plan_id"]),
-           _call("get_bills_for_customer", customer_id=customer["customer_id"])]
-    return out + [_call("get_details_by_id", id=i) for i in customer["line_ids"] if i != line["line_id"]]
+    out = [gold_call("get_details_by_id", id=line["plan_id"]),
+           gold_call("get_bills_for_customer", customer_id=customer["customer_id"])]
+    return out + [gold_call("get_details_by_id", id=i) for i in customer["line_ids"] if i != line["line_id"]]
 
 
 # ------------------------------------------------------------------------------ seeds
@@ -176,7 +178,7 @@ def _seed_fix(rng: Any, world: Any, difficulty: dict) -> dict | None:
 def _plan_roaming(rng: Any, world: Any, ctx: dict, diff: dict, enable: bool) -> dict:
     calls, known, customer, line = _start(rng, world, ctx)
     tool = "enable_roaming" if enable else "disable_roaming"
-    writes = [_call(tool, customer_id=customer["customer_id"], line_id=line["line_id"])]
+    writes = [gold_call(tool, customer_id=customer["customer_id"], line_id=line["line_id"])]
     device = world.user_db["device"] if world.user_db else {}
     if enable and _is_phone_line(world, line):
         if not device.get("roaming_enabled"):  # data abroad needs the phone's own switch too
@@ -188,7 +190,7 @@ def _plan_roaming(rng: Any, world: Any, ctx: dict, diff: dict, enable: bool) -> 
         "objective": (f"Turn on roaming for line {line['phone_number']} before a trip to {trip}." if enable
                       else f"Turn off roaming on line {line['phone_number']}, now back from {trip}."),
         "known": known,
-        "gold_calls": _pad(calls, _extras(world, customer, line), diff, writes),
+        "gold_calls": pad_reads(calls, _extras(world, customer, line), diff, writes),
         "must": [f"roaming is {'on' if enable else 'off'} for line {line['line_id']}"],
         "must_not": ["change other lines", "add data or change the plan"],
         "subgoals": ["ask whether roaming costs extra"] if enable else [],
@@ -203,8 +205,8 @@ def _plan_suspend(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     return {
         "objective": f"Suspend line {line['phone_number']} ({reason}).",
         "known": known,
-        "gold_calls": _pad(calls, _extras(world, customer, line), diff,
-                           [_call("suspend_line", customer_id=customer["customer_id"], line_id=line["line_id"],
+        "gold_calls": pad_reads(calls, _extras(world, customer, line), diff,
+                           [gold_call("suspend_line", customer_id=customer["customer_id"], line_id=line["line_id"],
                                   reason=reason)]),
         "must": [f"line {line['line_id']} is suspended"],
         "must_not": ["suspend any other line", "close the account"],
@@ -218,14 +220,14 @@ def _pay_steps(world: Any, customer: Any, bills: list[Any]) -> list[dict]:
     """A payment request per bill, each paid on the customer's own phone."""
     steps = []
     for bill in bills:
-        steps += [_call("send_payment_request", customer_id=customer["customer_id"], bill_id=bill["bill_id"]),
+        steps += [gold_call("send_payment_request", customer_id=customer["customer_id"], bill_id=bill["bill_id"]),
                   _user("check_payment_request"), _user("make_payment")]
     return steps
 
 
 def _plan_resume(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     calls, known, customer, line = _start(rng, world, ctx)
-    bills_read = _call("get_bills_for_customer", customer_id=customer["customer_id"])
+    bills_read = gold_call("get_bills_for_customer", customer_id=customer["customer_id"])
     calls.append(bills_read)
     overdue = [b for b in world.db["bills"] if b["customer_id"] == customer["customer_id"]
                and b["status"] == "Overdue"]
@@ -234,11 +236,11 @@ def _plan_resume(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     if overdue and _owns_phone(world, customer):  # can pay on the phone: settle first, then resume
         writes += _pay_steps(world, customer, overdue) + [bills_read]
         must.insert(0, "the overdue bills " + ", ".join(b["bill_id"] for b in overdue) + " are paid")
-    writes.append(_call("resume_line", customer_id=customer["customer_id"], line_id=line["line_id"]))
+    writes.append(gold_call("resume_line", customer_id=customer["customer_id"], line_id=line["line_id"]))
     return {
         "objective": f"Get line {line['phone_number']} working again (it is suspended).",
         "known": known,
-        "gold_calls": _pad(calls, _extras(world, customer, line)[:1], diff, writes),
+        "gold_calls": pad_reads(calls, _extras(world, customer, line)[:1], diff, writes),
         "must": must,
         "must_not": ["resume other lines", "waive or refund charges"],
         "subgoals": ["ask why the line was suspended"],
@@ -248,19 +250,19 @@ def _plan_resume(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
 
 def _plan_refuel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     calls, known, customer, line = _start(rng, world, ctx)
-    calls[-1] = _call("get_data_usage", customer_id=customer["customer_id"], line_id=line["line_id"])
+    calls[-1] = gold_call("get_data_usage", customer_id=customer["customer_id"], line_id=line["line_id"])
     plan = _plan_of(world.db, line)
     gb = rng.choice((1.0, 2.0) if diff["level"] != "hard" else (0.5, 1.0, 1.5, 2.0))
     price = round(gb * plan[REFUEL_PRICE_KEY], 2) if plan else None
-    calls.append(_call("get_details_by_id", id=line["plan_id"]))
-    writes = [_call("refuel_data", customer_id=customer["customer_id"], line_id=line["line_id"], gb_amount=gb)]
+    calls.append(gold_call("get_details_by_id", id=line["plan_id"]))
+    writes = [gold_call("refuel_data", customer_id=customer["customer_id"], line_id=line["line_id"], gb_amount=gb)]
     if _is_phone_line(world, line):
         writes.append(_user("run_speed_test"))
     known["gb_amount"] = gb
     return {
         "objective": f"Add {gb:g} GB of data to line {line['phone_number']} for this billing cycle.",
         "known": known,
-        "gold_calls": _pad(calls, _extras(world, customer, line)[1:], diff, writes),
+        "gold_calls": pad_reads(calls, _extras(world, customer, line)[1:], diff, writes),
         "must": [f"line {line['line_id']} has {gb:g} GB more data this cycle"]
         + ([f"${price:.2f} is added to the current bill"] if price is not None else []),
         "must_not": ["refuel more than once", "change the plan"],
@@ -277,19 +279,19 @@ def _plan_pay_bill(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     if customer is None or bill is None:
         raise KeyError(ctx["customer_id"] if customer is None else ctx["bill_id"])
     calls, known = _identify(rng, customer)
-    calls.append(_call("get_bills_for_customer", customer_id=customer["customer_id"]))
+    calls.append(gold_call("get_bills_for_customer", customer_id=customer["customer_id"]))
     known["bill"] = f"the {bill['period_start'][:7]} bill of ${float(bill['total_due']):.2f}"
     on_phone = _owns_phone(world, customer)
     writes = _pay_steps(world, customer, [bill]) if on_phone else \
-        [_call("send_payment_request", customer_id=customer["customer_id"], bill_id=bill["bill_id"])]
+        [gold_call("send_payment_request", customer_id=customer["customer_id"], bill_id=bill["bill_id"])]
     if on_phone:
-        writes.append(_call("get_details_by_id", id=bill["bill_id"]))
-    extras = [_call("get_details_by_id", id=bill["bill_id"])] + \
-        [_call("get_details_by_id", id=i) for i in customer["line_ids"]]
+        writes.append(gold_call("get_details_by_id", id=bill["bill_id"]))
+    extras = [gold_call("get_details_by_id", id=bill["bill_id"])] + \
+        [gold_call("get_details_by_id", id=i) for i in customer["line_ids"]]
     return {
         "objective": f"Pay the overdue {bill['period_start'][:7]} bill ({bill['bill_id']}).",
         "known": known,
-        "gold_calls": _pad(calls, extras, diff, writes),
+        "gold_calls": pad_reads(calls, extras, diff, writes),
         "must": [f"bill {bill['bill_id']} is {'paid' if on_phone else 'awaiting payment'}"],
         "must_not": ["request payment of any other bill", "grant an extension or a credit"],
         "subgoals": ["ask what the late fee is for"],
@@ -306,9 +308,9 @@ def _plan_travel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     if customer is None or line is None:
         raise KeyError(ctx["customer_id"] if customer is None else ctx["line_id"])
     calls, known = _identify(rng, customer, by_phone=line["phone_number"])
-    calls.append(_call("get_details_by_id", id=line["line_id"]))
+    calls.append(gold_call("get_details_by_id", id=line["line_id"]))
     writes = [] if line["roaming_enabled"] else \
-        [_call("enable_roaming", customer_id=customer["customer_id"], line_id=line["line_id"])]
+        [gold_call("enable_roaming", customer_id=customer["customer_id"], line_id=line["line_id"])]
     if not world.user_db["device"]["roaming_enabled"]:
         writes.append(_user("toggle_roaming"))
     writes.append(_user("check_network_status"))
@@ -317,7 +319,7 @@ def _plan_travel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     return {
         "objective": f"Make sure the phone will have calls and mobile data in {trip} next week.",
         "known": known,
-        "gold_calls": _pad(calls, _extras(world, customer, line), diff, writes),
+        "gold_calls": pad_reads(calls, _extras(world, customer, line), diff, writes),
         "must": [f"roaming is on for line {line['line_id']}", "data roaming is switched on on the phone"],
         "must_not": ["change the plan", "turn off mobile data"],
         "subgoals": ["ask whether calls will work too"],
@@ -357,15 +359,15 @@ def _fix_step(device: Any, sur: Any, customer: Any, line: Any, db: Any) -> tuple
         return [_user("check_sim_status"), _user("reseat_sim_card")], False
     if device["sim_card_status"] in ("locked_pin", "locked_puk"):
         return [_user("check_sim_status"),
-                _call("transfer_to_human_agents", summary="SIM card is locked; the customer needs an unlock code.")], True
+                gold_call("transfer_to_human_agents", summary="SIM card is locked; the customer needs an unlock code.")], True
     if not sur["line_active"]:
         if line["status"] != "Suspended":
-            return [_call("transfer_to_human_agents", summary=f"Line {lid} is {line['status']}.")], True
+            return [gold_call("transfer_to_human_agents", summary=f"Line {lid} is {line['status']}.")], True
         sur["line_active"] = True
-        return [_call("resume_line", customer_id=cid, line_id=lid)], False
+        return [gold_call("resume_line", customer_id=cid, line_id=lid)], False
     if sur["is_abroad"] and not sur["roaming_allowed"]:
         sur["roaming_allowed"] = True
-        return [_call("enable_roaming", customer_id=cid, line_id=lid)], False
+        return [gold_call("enable_roaming", customer_id=cid, line_id=lid)], False
     if device["network_mode_preference"] != "4g_5g_preferred":
         device["network_mode_preference"] = "4g_5g_preferred"
         return [_user("check_network_mode_preference"),
@@ -382,8 +384,8 @@ def _fix_step(device: Any, sur: Any, customer: Any, line: Any, db: Any) -> tuple
         return [_user("check_apn_settings"), _user("reset_apn_settings"), _user("reboot_device")], False
     if sur["mobile_data_usage_exceeded"]:
         sur["mobile_data_usage_exceeded"] = False
-        return [_call("get_data_usage", customer_id=cid, line_id=lid),
-                _call("refuel_data", customer_id=cid, line_id=lid, gb_amount=2.0)], False
+        return [gold_call("get_data_usage", customer_id=cid, line_id=lid),
+                gold_call("refuel_data", customer_id=cid, line_id=lid, gb_amount=2.0)], False
     if device["data_saver_mode"]:
         device["data_saver_mode"] = False
         return [_user("check_data_restriction_status"), _user("toggle_data_saver_mode")], False
@@ -421,7 +423,7 @@ def _plan_fix(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         if handover:
             break
     if handover and calls[-1]["name"] != "transfer_to_human_agents":
-        calls.append(_call("transfer_to_human_agents", summary=f"{symptom}: troubleshooting did not help."))
+        calls.append(gold_call("transfer_to_human_agents", summary=f"{symptom}: troubleshooting did not help."))
     elif not handover:  # the customer checks that it works now
         calls.append(_user("can_send_mms" if symptom == "picture messages fail" else "run_speed_test"))
     known["symptom"] = symptom
@@ -440,18 +442,6 @@ def _plan_fix(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ plumbing
-def _pad(calls: list[dict], extras: list[dict], diff: dict, writes: list[dict]) -> list[dict]:
-    """Reads first, then extra reads up to the difficulty's tool-call target, then writes."""
-    target = int(diff.get("tool_calls") or 0)
-    out = list(calls)
-    for extra in extras:
-        if len(out) + len(writes) >= target:
-            break
-        if extra not in out:
-            out.append(extra)
-    return out + writes
-
-
 def _line_intent(fits: Callable[[Any, Any], bool], plan: Callable) -> tuple[Callable, Callable]:
     return _seed_line(fits), plan
 

@@ -54,3 +54,20 @@ def plan_intent(rng: Any, world: Any, seed: dict, intents: Intents, domain: str,
                         and getattr(tools.get(call["name"]), "kind", None) == "write":
                     plan["must"].append(f"{call['name']} uses {param} = {call['arguments'][param]!r}")
     return plan
+
+
+def gold_call(name: str, side: str = "agent", **arguments: Any) -> dict:
+    """One planned call, in the TaskSpec.gold_calls shape."""
+    return {"name": name, "arguments": arguments, "side": side}
+
+
+def pad_reads(calls: list[dict], extras: list[dict], diff: dict, writes: list[dict]) -> list[dict]:
+    """Reads first, then extra reads up to the difficulty's tool-call target, then writes."""
+    target = int(diff.get("tool_calls") or 0)
+    out = list(calls)
+    for extra in extras:
+        if len(out) + len(writes) >= target:
+            break
+        if extra not in out:
+            out.append(extra)
+    return out + writes
