@@ -10,6 +10,7 @@ type (a later round's `Dialog` replaces the earlier one). The record is a pure f
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,11 @@ class RunSpec:
     concurrency: int = 16
     request_timeout: float = 60.0
     max_retries: int = 3
+    # Orchestration (runtime.evolve): the program text after planner edits (paths still resolve
+    # against `workflow`), and prompt sets replacing the plan's templates:
+    # ((set name, (("Agent.role", version id, text), ...)), ...); instance i uses set i mod K.
+    workflow_text: str | None = None
+    prompt_sets: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()
 
 
 class RunSetupError(Exception):
@@ -83,18 +89,28 @@ class Runner:
         except ValueError as exc:
             raise RunSetupError(str(exc)) from exc
         self.schema = plan.ir.schema
-        self.nodes = self._nodes(plan.data)
-        self.provenance = {
-            "workflow": plan.data["workflow"], "workflow_hash": plan.hash,
-            "prompts": {k: v["id"] for k, v in sorted(plan.data["prompts"].items())},
-            "backend": spec.backend, "model": spec.model}
+        self._lock, self._variant_cache = threading.Lock(), {}
+        self.variants = [self._variant(plan.data, name, prompts)
+                         for name, prompts in spec.prompt_sets or ((None, ()),)]
         self.initial_state = {"domain": self.domain.name, "domain_hash": plan.data["domain"]["hash"],
                               "generator_seed": spec.seed, "size": spec.size, "hash": self.env.hash()}
 
-    def _nodes(self, data: dict) -> dict[str, _Node]:
+    def _variant(self, data: dict, name: str | None, prompts: tuple) -> tuple[dict[str, _Node], dict]:
+        """The nodes and provenance of one prompt set (the plan's own templates: no set)."""
+        ids = {k: v["id"] for k, v in data["prompts"].items()}
+        ids.update({key: pid for key, pid, _ in prompts})
+        texts = {k: v["text"] for k, v in data["prompts"].items()}
+        texts.update({key: text for key, _, text in prompts})
+        provenance = {"workflow": data["workflow"], "workflow_hash": self.plan.hash,
+                      "prompts": dict(sorted(ids.items())), "backend": self.spec.backend,
+                      "model": self.spec.model}
+        if name is not None:
+            provenance["prompt_set"] = name
+        return self._nodes(data, texts), provenance
+
+    def _nodes(self, data: dict, texts: dict[str, str]) -> dict[str, _Node]:
         from eigenlang.expr import compile_expr, parse_expr
 
-        texts = {k: v["text"] for k, v in data["prompts"].items()}
         nodes = {n["id"]: _Node(n["id"], n["agent"], n["kind"], n["round"], n["in"], n["out"],
                                 n["settings"], {r: texts.get(f"{n['agent']}.{r}", "") for r in n["prompts"]})
                  for n in data["nodes"]}  # plan.json lists nodes in topological order
@@ -109,29 +125,43 @@ class Runner:
         return nodes
 
     # ------------------------------------------------------------------ one instance
-    def run(self, index: int) -> dict:
+    def run(self, index: int, prompt_set: tuple | None = None) -> dict:
+        """One instance's record. `prompt_set` ((name, ((key, id, text), ...))) replaces the
+        spec's prompt sets for this call: the orchestrator reuses one Runner (its world is
+        the costly part) for every set and iteration."""
+        variant = self.variants[index % len(self.variants)] if prompt_set is None else self._cached(prompt_set)
         if self.ledger is None:
-            return self._run(index)
+            return self._run(index, variant)
         rid = self._head(index)["id"]
         with self.ledger.instance(rid):
-            record = self._run(index)
+            record = self._run(index, variant)
         record["provenance"] = {**record["provenance"], "tokens": self.ledger.for_instance(rid).to_json()}
         return record
 
-    def _run(self, index: int) -> dict:
+    def _cached(self, prompt_set: tuple) -> tuple[dict[str, _Node], dict]:
+        with self._lock:
+            found = self._variant_cache.get(prompt_set)
+            if found is None:
+                if len(self._variant_cache) > 256:  # old iterations' sets are not coming back
+                    self._variant_cache.clear()
+                found = self._variant_cache[prompt_set] = self._variant(self.plan.data, *prompt_set)
+            return found
+
+    def _run(self, index: int, variant: tuple[dict[str, _Node], dict]) -> dict:
+        nodes, prov = variant
         board: dict[str, dict] = {}
         active = set(self.plan.data["start"])
         trace: list[str] = []
         validation: list[dict] = []
         stalled: tuple[str, list[str]] | None = None
-        for node in self.nodes.values():
+        for node in nodes.values():
             if node.id not in active:
                 continue
             trace.append(node.id)
             try:
                 produced = self._run_node(node, index, board)
             except _NodeFailed as exc:
-                return self._rejected(index, node.id, exc.reasons, trace, board)
+                return self._rejected(index, node.id, exc.reasons, trace, board, prov)
             board.update(produced)
             if "ValidationReport" in produced:
                 validation.append(produced["ValidationReport"])
@@ -146,8 +176,8 @@ class Runner:
         missing = [t for t in REQUIRED if t not in board]
         if stalled is not None or missing:
             stage, reasons = stalled or (trace[-1], [f"the workflow produced no {', '.join(missing)}"])
-            return self._rejected(index, stage, reasons, trace, board)
-        return self._accepted(index, board, trace, validation)
+            return self._rejected(index, stage, reasons, trace, board, prov)
+        return self._accepted(index, board, trace, validation, prov)
 
     def _run_node(self, node: _Node, index: int, board: dict) -> dict:
         worker = self.workers.get(node.kind)
@@ -182,7 +212,8 @@ class Runner:
         return {"index": index, "id": f"{self.domain.name}-{self.spec.seed}-{index:06d}",
                 "seed": instance_seed(self.spec.seed, index), "domain": self.domain.name}
 
-    def _accepted(self, index: int, board: dict, trace: list[str], validation: list[dict]) -> dict:
+    def _accepted(self, index: int, board: dict, trace: list[str], validation: list[dict],
+                  prov: dict) -> dict:
         task, dialog = board["TaskSpec"], board["Dialog"]
         return {**self._head(index), "accepted": True,
                 "task": task, "scenario": board.get("ScenarioSeed"),
@@ -193,13 +224,13 @@ class Runner:
                 "user_tools": self.plan.data["domain"]["user_tools"],
                 "initial_state": self.initial_state, "final_state": board["FinalState"],
                 "verifier": board["Verifier"], "feasibility": board.get("Feasibility"),
-                "validation": validation, "trace": trace, "provenance": self.provenance}
+                "validation": validation, "trace": trace, "provenance": prov}
 
     def _rejected(self, index: int, stage: str, reasons: list[str], trace: list[str],
-                  board: dict) -> dict:
+                  board: dict, prov: dict) -> dict:
         return {**self._head(index), "accepted": False, "stage": stage, "reasons": reasons,
                 "trace": trace, "artifacts": dict(sorted(board.items())),
-                "provenance": self.provenance}
+                "provenance": prov}
 
 
 def prepare(spec: RunSpec) -> Any:
@@ -207,7 +238,7 @@ def prepare(spec: RunSpec) -> Any:
     from eigenlang.compiler import compile_workflow
     from runtime.workers.offline.recipes import has_recipes
 
-    plan, diags = compile_workflow(spec.workflow, domain=spec.domain)
+    plan, diags = compile_workflow(spec.workflow, spec.workflow_text, domain=spec.domain)
     if plan is None:
         raise RunSetupError("\n".join(d.render() for d in diags.errors))
     domain = plan.domain
