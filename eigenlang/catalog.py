@@ -36,11 +36,15 @@ ARTIFACT_MODELS: dict[str, dict[str, str]] = {
     # global template context
     "DomainInfo": {"name": "str", "description": "str", "policy": "str", "now": "str",
                    "tools": "list[dict[str, any]]", "user_tools": "list[dict[str, any]]"},
+    # a few whole entries of each top-level database collection (deterministic), and the
+    # collections' sizes: what a model needs to ground the ids it writes into a seed or task
+    "WorldSample": {"counts": "dict[str, int]", "sample": "dict[str, any]"},
 }
 
 # Names every prompt template may use, besides its agent's inputs (in snake_case).
 TEMPLATE_GLOBALS: dict[str, str] = {
     "domain": "DomainInfo",
+    "world": "WorldSample",
     "agent": "str",
     "params": "dict[str, any]",
     "constraints": "list[str]",  # added by the prompt engineer during evolution

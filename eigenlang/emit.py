@@ -1,8 +1,9 @@
 """Stage 5 — emit: the plan artifact (`plan.json`) and its content hash.
 
 The hash covers semantic content only: the program as data (so comments, whitespace and key
-order do not count), the flow in canonical form, the prompt templates' text, and the domain
-(its program as data, policy text, and implementation files). Two programs that mean the same
+order do not count), the flow in canonical form, the prompt templates' text and the text of
+the templates they include, and the domain (its program as data, policy text, and
+implementation files). Two programs that mean the same
 thing hash the same; any change that can change a run changes the hash.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,55 @@ def domain_hash(domain: DomainSpec) -> str:
     return sha256(canonical_json(content))
 
 
+# `{% include "x" %}`, `{% import "x" as m %}`, `{% from "x" import m %}`, `{% extends "x" %}`
+# with a literal name. A scan rather than a jinja2 parse: emit stays free of jinja2 at import
+# time, and a name computed at render time cannot be known here anyway (the checker reports
+# templates it cannot resolve).
+_REFERENCE = re.compile(r"""\{%-?\s*(?:include|import|from|extends)\s+(["'])([^"'\n]+)\1""")
+
+
+def included_templates(path: Path, text: str) -> list[tuple[Path, str | None]]:
+    """Every template `text` (the file `path`) pulls in, transitively: (file, its text, or
+    None when it cannot be read). Names resolve against the including template's folder, as
+    the checker resolves them; depth-first in order of appearance, each file once, so the
+    order is stable and a cycle (a.j2 includes b.j2 includes a.j2) ends."""
+    out: list[tuple[Path, str | None]] = []
+    seen = {path.resolve()}
+
+    def visit(file: Path, body: str) -> None:
+        for m in _REFERENCE.finditer(body):
+            target = (file.parent / m.group(2)).resolve()
+            if target in seen:
+                continue
+            seen.add(target)
+            try:
+                content: str | None = target.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                content = None  # the checker has reported it; the id still depends on the name
+            out.append((target, content))
+            if content is not None:
+                visit(target, content)
+
+    visit(path, text)
+    return out
+
+
 def prompt_id(path: Path, text: str) -> str:
-    return f"{path.name}@{sha256(text)[:12]}"
+    """`<file name>@<12 hex>`: the template's text and, when it includes others, theirs too,
+    so editing a shared `_domain.j2` changes the id of every prompt that includes it. A
+    template that includes nothing keeps the plain `sha256(text)` id (the form the prompt
+    store also uses for evolved versions)."""
+    included = included_templates(path, text)
+    if not included:
+        return f"{path.name}@{sha256(text)[:12]}"
+    return f"{path.name}@{sha256(canonical_json({'text': text, 'includes': _included(path, included)}))[:12]}"
+
+
+def _included(path: Path, included: list[tuple[Path, str | None]]) -> list[list]:
+    """[[name relative to the template's folder, text], ...]: no absolute paths, so the id
+    and the hash are the same on every machine and checkout."""
+    base = path.parent.resolve()
+    return [[os.path.relpath(f, base).replace(os.sep, "/"), body] for f, body in included]
 
 
 def build_plan(ir: WorkflowIR, dag: nx.DiGraph, cost: Cost) -> dict:
@@ -103,9 +153,22 @@ def semantic_hash(ir: WorkflowIR, plan: dict) -> str:
         "program": program,
         "flow": render_flow(ir.flow),
         "prompts": {k: v["text"] for k, v in plan["prompts"].items()},
+        "includes": _includes_of(ir, plan["prompts"]),
         "domain": plan["domain"]["hash"],
     }
     return sha256(canonical_json(content))
+
+
+def _includes_of(ir: WorkflowIR, prompts: dict[str, dict]) -> dict[str, list]:
+    """Per prompt, the templates it includes with their text: they render too, so editing a
+    shared block changes what the program means."""
+    out = {}
+    for key, p in prompts.items():
+        file = ir.base / p["file"]  # `file` is relative to the workflow, or absolute
+        included = included_templates(file, p["text"])
+        if included:
+            out[key] = _included(file, included)
+    return out
 
 
 def _settings(ir: WorkflowIR, agent: str) -> dict:

@@ -14,11 +14,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 from runtime.cli.domain_cmds import domain_app
 
 app.add_typer(domain_app, name="domain")
-from runtime.cli import data_cmds, evolve_cmds, run_cmds
+from runtime.cli import data_cmds, evolve_cmds, history_cmds, run_cmds
 
 run_cmds.register(app)
 data_cmds.register(app)
 evolve_cmds.register(app)
+history_cmds.register(app)
 from trainer.cli import register as register_trainer  # noqa: E402  (typer only; torch is lazy)
 
 register_trainer(app)

@@ -30,11 +30,13 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
         size: float = typer.Option(1.0, "--size", help="world size (1.0 = τ²-bench scale)"),
         max_attempts: int | None = typer.Option(None, "--max-attempts", help="stop after this many instances tried (default 5 × n)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        evolve: bool = typer.Option(False, "--evolve", help="self-evolving generation with the workflow's "
+                                    "`evolution:` settings (as `eigen evolve`)"),
         ) -> None:
     """Generate N accepted instances; rerun with the same --out to resume after a crash."""
     from rich.console import Console
 
-    from runtime.exec.driver import RunOptions, open_run
+    from runtime.exec.driver import RunOptions, failure_reason, open_run
     from runtime.exec.engine import RunSetupError, RunSpec, prepare
     from runtime.store.run_store import StoreError
 
@@ -48,6 +50,12 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
     if not workflow.is_file():
         err.print(f"error: no such workflow file: {workflow}")
         raise typer.Exit(2)
+    if evolve:
+        from runtime.cli.evolve_cmds import evolve as evolve_cmd
+
+        return evolve_cmd(workflow, domain, n, seed, out, backend, base_url, model, concurrency, request_timeout,
+                          max_retries, None, None, None, None, "auto", "auto", "auto", executor, workers,
+                          ray_address, size, max_attempts, quiet)
     if backend == "offline":  # no model: an EIGEN_MODEL in the environment must not enter its identity
         model = base_url = None
     spec = RunSpec(str(workflow.resolve()), domain, seed, size, backend, model, base_url, concurrency,
@@ -63,8 +71,14 @@ def run(workflow: Path = typer.Argument(..., help="the workflow program"),
     err.print(f"backend: {_backend_words(spec)}", markup=False, highlight=False)
     try:
         status = _with_progress(spec, plan, store, opts, quiet, err)
-    except RunSetupError as exc:  # the workers could not be made (no model, missing extra, ...)
-        err.print(f"error: {exc}", markup=False, highlight=False)
+    except Exception as exc:
+        # the workers could not be made (no model, a backend that does not build, ...), here or
+        # in a Ray actor: the manifest says `failed` with the reason. Anything else is a bug,
+        # and its traceback is worth more than one line.
+        if not isinstance(exc, RunSetupError) and not isinstance(getattr(exc, "cause", None), RunSetupError):
+            raise
+        err.print(f"error: {failure_reason(exc)}\nthe run stopped; {out / 'manifest.json'} says status "
+                  "\"failed\" (rerun with the same --out to resume once it is fixed)", markup=False, highlight=False)
         raise typer.Exit(1) from None
     c = store.counts
     err.print(f"{status}: {c.accepted} accepted, {c.rejected} rejected of {c.attempted} tried → {out}")

@@ -113,26 +113,32 @@ def _generate(ev: Evolution, sets, say, on_record) -> tuple[str, RunStore]:
         ev._save_state("generate", _ids(sets), [], window_end=end)
         return drifted
 
-    if window and boundary(window[-1]["index"]):
-        audit()
-    while not done():
-        spec = _spec_for(ev, sets)
-        records = _records(spec, store.next_index, opts, ev)
-        try:
-            for record in records:
-                store.commit(record)
-                on_record(record)
-                window.append(record)
-                if boundary(record["index"]) and audit():
-                    break  # new prompts: restart the executor from the next index
-                if done():
-                    break
-        finally:
-            records.close()
+    try:
+        if window and boundary(window[-1]["index"]):
+            audit()
+        while not done():
+            records = _records(_spec_for(ev, sets), store.next_index, opts, ev)
+            try:
+                for record in records:
+                    store.commit(record)
+                    on_record(record)
+                    window.append(record)
+                    if boundary(record["index"]) and audit():
+                        break  # new prompts: restart the executor from the next index
+                    if done():
+                        break
+            finally:
+                records.close()
+    except Exception as exc:  # the manifest says why, as `eigen run`'s does
+        from runtime.exec.driver import failure_reason
+
+        store.close("failed", failure_reason(exc))
+        raise
     status = "complete" if store.counts.accepted >= opts.n else "exhausted"
     store.close(status)
     ev._log({"event": "done", "status": status, "accepted": store.counts.accepted,
-             "attempted": store.counts.attempted, "reentries": reentries})
+             "attempted": store.counts.attempted, "reentries": reentries,
+             "orchestration_tokens": {a: t.to_json() for a, t in ev.ledger.by_agent().items()} if ev.ledger else {}})
     return status, store
 
 

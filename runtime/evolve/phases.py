@@ -78,7 +78,9 @@ class Evolution:
         self.window = opts.window or max(40, round(4 / self.audit_rate) if self.audit_rate else 40)
         self.weights = dict((self.plan.data.get("judge") or {}).get("axes") or {a: 1.0 for a in AXES})
         self.axes = list(self.weights)
-        self.files = {k: v.get("file") or k for k, v in self.plan.data["prompts"].items()}
+        here = Path(spec.workflow).resolve().parent  # template paths in plan.json are relative to it
+        self.files = {k: str(here / v["file"]) if isinstance(v.get("file"), str) else k
+                      for k, v in self.plan.data["prompts"].items()}
         self.keys = set(self.plan.data["prompts"]) - {"judge.prompt"}
         self.dir = Path(opts.out) / "evolution"
         self.model = spec.backend != "offline"
@@ -88,16 +90,20 @@ class Evolution:
         if not self.model and "model" in self.roles.values():
             raise RunSetupError("a model judge, engineer or planner needs a model backend (--backend openai|hf)")
         self.runner: Runner | None = None
-        self.backend = None
+        self.backend = self.ledger = None
 
     # ------------------------------------------------------------------ plumbing
     def _ask(self, agent: str) -> Callable[[list[dict]], Any]:
         from runtime.backends import make_backend, run_sync
 
         if self.backend is None:
+            from runtime.backends import TokenLedger
+
             s = self.spec
+            self.ledger = TokenLedger()  # the orchestration agents' tokens (judge, engineer, planner)
             self.backend = make_backend(s.backend, base_url=s.base_url, model=s.model, concurrency=s.concurrency,
-                                        request_timeout=s.request_timeout, max_retries=s.max_retries)
+                                        request_timeout=s.request_timeout, max_retries=s.max_retries,
+                                        ledger=self.ledger)
         seeds = iter(range(10**9))  # a reproducible sampling seed per orchestration call
         return lambda messages: run_sync(self.backend.complete(
             messages, agent=agent, response_format={"type": "json_object"}, temperature=0.0, seed=next(seeds)))

@@ -67,7 +67,10 @@ def _one_line(text: str) -> str:
 
 
 def version_id(file: str, text: str) -> str:
-    return f"{Path(file).name}@{sha256(text)[:12]}"
+    """The compiler's id form (`eigenlang.emit.prompt_id`): includes next to `file` count."""
+    from eigenlang.emit import prompt_id
+
+    return prompt_id(Path(file), text)
 
 
 def derive(parent: PromptVersion, base: str, file: str, **changes: Any) -> PromptVersion:

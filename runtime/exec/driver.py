@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runtime.store.run_store import RunStore
 
-from .engine import Runner, RunSpec, prepare
+from .engine import Runner, RunSetupError, RunSpec, prepare
 
 
 @dataclass
@@ -32,34 +32,56 @@ def open_run(spec: RunSpec, opts: RunOptions, plan: object = None) -> tuple[obje
     identity = {"workflow_hash": plan.hash, "domain_hash": plan.data["domain"]["hash"],
                 "backend": spec.backend, "model": spec.model, "seed": spec.seed, "size": spec.size}
     extra = {"workflow": plan.data["workflow"], "workflow_path": str(Path(spec.workflow)),
-             "domain": plan.domain.name, "n": opts.n, "max_attempts": opts.max_attempts,
+             "domain": plan.domain.name, "domain_dir": str(Path(plan.domain.root).resolve()), "n": opts.n, "max_attempts": opts.max_attempts,
              "prompts": {k: v["id"] for k, v in sorted(plan.data["prompts"].items())}}
     return plan, RunStore(opts.out, identity, extra)
 
 
 def execute(spec: RunSpec, plan: object, store: RunStore, opts: RunOptions,
             on_record: Callable[[dict], None] = lambda r: None) -> str:
-    """Run until done; returns the final status: complete | exhausted."""
+    """Run until done; returns the final status: complete | exhausted. When the run cannot go
+    on (the workers cannot be made: a backend that does not build, ...) the store is closed
+    `failed` with the reason, and the error is raised again for the caller to report."""
     def done() -> bool:
         return store.counts.accepted >= opts.n or store.counts.attempted >= opts.max_attempts
 
-    if not done():
-        if opts.executor == "ray":
-            from .executors import ray_records
-
-            records = ray_records(spec, store.next_index, opts.workers, opts.ray_address)
-        else:
-            from .executors import local_records
-
-            records = local_records(spec, store.next_index, Runner(spec, plan))
-        try:
-            for record in records:
-                store.commit(record)
-                on_record(record)
-                if done():
-                    break
-        finally:
-            records.close()  # stops the executor (kills Ray actors)
+    try:
+        if not done():
+            _drive(spec, plan, store, opts, on_record, done)
+    except Exception as exc:
+        store.close("failed", failure_reason(exc))
+        raise
     status = "complete" if store.counts.accepted >= opts.n else "exhausted"
     store.close(status)
     return status
+
+
+def _drive(spec: RunSpec, plan: object, store: RunStore, opts: RunOptions,
+           on_record: Callable[[dict], None], done: Callable[[], bool]) -> None:
+    if opts.executor == "ray":
+        from .executors import ray_records
+
+        records = ray_records(spec, store.next_index, opts.workers, opts.ray_address)
+    else:
+        from .executors import local_records
+
+        records = local_records(spec, store.next_index, Runner(spec, plan))
+    try:
+        for record in records:
+            store.commit(record)
+            on_record(record)
+            if done():
+                break
+    finally:
+        records.close()  # stops the executor (kills Ray actors)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the manifest: a setup error's own words (also when a Ray actor raised it
+    and Ray wrapped it), else the exception's type and message."""
+    cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError keeps the original
+    if isinstance(exc, RunSetupError) or isinstance(cause, RunSetupError):
+        text = str(exc if isinstance(exc, RunSetupError) else cause)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__

@@ -161,7 +161,7 @@ class Runner:
             try:
                 produced = self._run_node(node, index, board)
             except _NodeFailed as exc:
-                return self._rejected(index, node.id, exc.reasons, trace, board, prov)
+                return self._rejected(index, node.id, exc.reasons, trace, board, prov, validation)
             board.update(produced)
             if "ValidationReport" in produced:
                 validation.append(produced["ValidationReport"])
@@ -176,7 +176,7 @@ class Runner:
         missing = [t for t in REQUIRED if t not in board]
         if stalled is not None or missing:
             stage, reasons = stalled or (trace[-1], [f"the workflow produced no {', '.join(missing)}"])
-            return self._rejected(index, stage, reasons, trace, board, prov)
+            return self._rejected(index, stage, reasons, trace, board, prov, validation)
         return self._accepted(index, board, trace, validation, prov)
 
     def _run_node(self, node: _Node, index: int, board: dict) -> dict:
@@ -227,9 +227,11 @@ class Runner:
                 "validation": validation, "trace": trace, "provenance": prov}
 
     def _rejected(self, index: int, stage: str, reasons: list[str], trace: list[str],
-                  board: dict, prov: dict) -> dict:
+                  board: dict, prov: dict, validation: list[dict]) -> dict:
+        # every validation round, as for accepted records: the judge learns from round 0 (what
+        # the generator made), not from what is left after repairs
         return {**self._head(index), "accepted": False, "stage": stage, "reasons": reasons,
-                "trace": trace, "artifacts": dict(sorted(board.items())),
+                "trace": trace, "artifacts": dict(sorted(board.items())), "validation": validation,
                 "provenance": prov}
 
 

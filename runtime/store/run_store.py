@@ -19,6 +19,9 @@ FORMAT = 1
 # What must match for a rerun to continue a run rather than mix two different datasets.
 IDENTITY = ("workflow_hash", "domain_hash", "backend", "model", "seed", "size")
 FILES = {True: "instances.jsonl", False: "rejected.jsonl"}
+# running: open (or killed: rerun to resume); complete: N accepted; exhausted: max_attempts
+# tried first; failed: stopped by an error (`reason` says which), resumable once it is fixed.
+STATUSES = ("running", "complete", "exhausted", "failed")
 
 
 class StoreError(Exception):
@@ -113,8 +116,14 @@ class RunStore:
         self.counts.add(record)
         self.next_index += 1
 
-    def write_manifest(self, status: str) -> None:
-        """Atomically (write a temporary file, fsync, rename)."""
+    def write_manifest(self, status: str, reason: str | None = None) -> None:
+        """Atomically (write a temporary file, fsync, rename). `reason` says why a run
+        `failed`; any other status drops an earlier run's reason (a resumed run is running)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r} (one of {', '.join(STATUSES)})")
+        self.manifest.pop("reason", None)
+        if reason is not None:
+            self.manifest["reason"] = reason
         self.manifest.update(status=status, counts={
             "attempted": self.counts.attempted, "accepted": self.counts.accepted,
             "rejected": self.counts.rejected, "by_stage": dict(sorted(self.counts.by_stage.items()))})
@@ -126,9 +135,9 @@ class RunStore:
             os.fsync(f.fileno())
         os.replace(tmp, self.manifest_path)
 
-    def close(self, status: str) -> None:
+    def close(self, status: str, reason: str | None = None) -> None:
         for fd in self._fds.values():
             os.fsync(fd)
             os.close(fd)
         self._fds = {}
-        self.write_manifest(status)
+        self.write_manifest(status, reason)

@@ -141,7 +141,8 @@ class _Worlds:
         """(DomainSpec, its current domain_hash) for a recorded domain name, or raises
         _Problem. The override wins; then the name itself; then the manifest's reference
         (a path, when the run used a domain folder outside the built-ins)."""
-        refs = [self.override] if self.override else [name, self.manifest.get("domain")]
+        refs = [self.override] if self.override else [name, self.manifest.get("domain"),
+                                                       self.manifest.get("domain_dir")]
         errors = []
         for ref in refs:
             if not isinstance(ref, str) or not ref:

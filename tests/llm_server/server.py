@@ -18,7 +18,9 @@ for exact tests) and then `rates` drawn from a seeded RNG, one draw per request.
 
 In process: `with serve(policy, latency=0.2) as srv: srv.base_url` (a thread with its own
 event loop). As a process: `python -m tests.llm_server.server --port N --latency 0.2`.
-Every request served is recorded in `srv.requests` (for assertions).
+Every request served is recorded in `srv.requests` (for assertions), unless the server was
+made with `record=False`: the process form does that, since no test can read its list and a
+long benchmark would only grow it.
 """
 
 from __future__ import annotations
@@ -144,8 +146,21 @@ class Faults:
         return None
 
 
+def copy_message(message: dict) -> dict:
+    """A copy of an assistant message deep enough that the server may edit it (the message,
+    its tool calls and their functions) without touching the policy's own objects. Cheaper
+    than a JSON round trip on every request, which showed in the saturation bench."""
+    out = dict(message)
+    if isinstance(out.get("tool_calls"), list):
+        out["tool_calls"] = [{**c, "function": dict(c.get("function") or {})} if isinstance(c, dict) else c
+                             for c in out["tool_calls"]]
+    return out
+
+
 def apply_content_fault(message: dict, fault: str | None, tool_names: list[str]) -> dict:
-    message = json.loads(json.dumps(message))  # never edit the policy's own objects
+    message = copy_message(message)  # never edit the policy's own objects
+    if fault is None:
+        return message
     calls = message.get("tool_calls") or []
     if fault in ("truncated", "malformed"):
         def spoil(text: str) -> str:
@@ -168,12 +183,15 @@ def apply_content_fault(message: dict, fault: str | None, tool_names: list[str])
 
 class LLMServer:
     def __init__(self, policy: Policy | None = None, *, latency: float = 0.0, faults: Faults | None = None,
-                 model: str = "test-model") -> None:
+                 model: str = "test-model", record: bool = True) -> None:
         self.policy = policy or default_policy
         self.latency = float(latency)
         self.faults = faults or Faults()
         self.model = model
-        self.requests: list[dict] = []  # every chat request: {index, body, fault, status, usage when answered}
+        # every chat request: {index, body, fault, status, headers, usage when answered}
+        self.requests: list[dict] = []
+        self.record = record  # False: `requests` stays empty (`served` still counts)
+        self.served = 0  # chat requests received; numbers the answers' ids
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -200,12 +218,15 @@ class LLMServer:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             fault = self.faults.draw()
-            record = {"index": len(self.requests), "body": None, "fault": fault, "status": None}
-            self.requests.append(record)
+            record = {"index": self.served, "body": None, "fault": fault, "status": None,
+                      "headers": dict(request.headers) if self.record else None}
+            self.served += 1
+            if self.record:
+                self.requests.append(record)
         try:
-            try:
-                body = await request.json()
-            except ValueError:
+            try:  # bytes straight to json (UTF-8 by the JSON spec), without aiohttp's text step
+                body = json.loads(await request.read())
+            except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
                 body = None
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 record["status"] = 400
@@ -296,9 +317,10 @@ class LLMServer:
             self._thread.join(timeout=10)
 
     def reset(self) -> None:
-        """Forget recorded requests and the in-flight high-water mark."""
+        """Forget recorded requests and the in-flight high-water mark; numbering starts again."""
         with self._lock:
             self.requests.clear()
+            self.served = 0
             self.max_in_flight = self.in_flight
 
 
@@ -338,7 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         faults = Faults(rates=rates, seed=args.seed)
     except ValueError as e:
         ap.error(str(e))
-    server = LLMServer(latency=args.latency, faults=faults, model=args.model).start(args.host, args.port)
+    server = LLMServer(latency=args.latency, faults=faults, model=args.model, record=False)
+    server.start(args.host, args.port)
     print(f"listening on http://{args.host}:{server.port}/v1", flush=True)
     try:
         while True:

@@ -23,6 +23,7 @@ ROOT_TOOLS = [{"type": "function", "function": {
                                                     "count": {"type": "integer"}},
                    "required": ["reservation_id", "count"]}}}]
 HELLO = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "hello there"}]
+SENDS = ("http", "sdk")  # the openai backend's two ways to send; faults must read the same through both
 
 
 def backend(srv, **kw):
@@ -88,6 +89,25 @@ def test_scripted_policy_answers_in_order():
         assert [call(b).content for _ in range(2)] == ["2", "2"]  # the last reply repeats
 
 
+def test_send_modes_make_the_same_request_and_read_the_same_answer():
+    with serve() as srv:
+        backends = [backend(srv, send=s, api_key="sk-test") for s in SENDS]
+        answers = [call(b, tools=ROOT_TOOLS) for b in backends]
+        assert [b.send for b in backends] == list(SENDS)
+        http, sdk = srv.requests
+        assert http["body"] == sdk["body"] and http["headers"] == sdk["headers"]
+        assert http["headers"]["Authorization"] == "Bearer sk-test"
+        assert http["headers"]["User-Agent"].endswith(f"AsyncOpenAI/Python {__import__('openai').__version__}")
+        assert [a.tool_calls[0]["id"] for a in answers] == ["call_0_0", "call_1_0"]
+        assert answers[0].usage == answers[1].usage and answers[0].finish_reason == answers[1].finish_reason
+        assert [a.tool_calls[0]["function"] for a in answers] == [answers[0].tool_calls[0]["function"]] * 2
+
+
+def test_unknown_send_mode_is_refused():
+    with pytest.raises(ValueError, match="send must be one of http, sdk"):
+        make_backend("openai", model="m", send="raw")
+
+
 def test_model_discovered_from_the_endpoint_when_not_given(monkeypatch):
     monkeypatch.delenv("EIGEN_MODEL", raising=False)
     with serve(model="served-model") as srv:
@@ -99,10 +119,11 @@ def test_model_discovered_from_the_endpoint_when_not_given(monkeypatch):
 # ---------------------------------------------------------------- faults and retries
 
 
+@pytest.mark.parametrize("send", SENDS)
 @pytest.mark.parametrize("plan", [["500", "500"], ["429"], ["bad_body"], ["500", "429", "bad_body"]])
-def test_retries_recover(plan):
+def test_retries_recover(plan, send):
     with serve(faults=Faults(plan=plan, retry_after=0.01)) as srv:
-        c = call(backend(srv, max_retries=3))
+        c = call(backend(srv, max_retries=3, send=send))
         assert c.ok and c.content == "OK: hello there"
         assert c.attempts == len(plan) + 1 == len(srv.requests)
         assert [r["fault"] for r in srv.requests] == plan + [None]
@@ -114,43 +135,60 @@ def test_429_waits_for_retry_after():
         assert c.ok and c.attempts == 2 and c.latency_s >= 0.4
 
 
-def test_hang_times_out_and_the_retry_succeeds():
+@pytest.mark.parametrize("send", SENDS)
+def test_hang_times_out_and_the_retry_succeeds(send):
     with serve(faults=Faults(plan=["hang"], hang_s=30)) as srv:
         t0 = time.perf_counter()
-        c = call(backend(srv, request_timeout=0.5))
+        c = call(backend(srv, request_timeout=0.5, send=send))
         assert c.ok and c.attempts == 2 and len(srv.requests) == 2
         assert time.perf_counter() - t0 < 3
 
 
-def test_retries_exhausted_give_a_recorded_error():
+@pytest.mark.parametrize("send", SENDS)
+def test_retries_exhausted_give_a_recorded_error(send):
     with serve(faults=Faults(plan=["500"] * 5)) as srv:
-        b = backend(srv, max_retries=2)
+        b = backend(srv, max_retries=2, send=send)
         c = call(b, agent="Judge")
         assert not c.ok and c.error.startswith("HTTP 500") and c.error.endswith("(3 attempts)")
         assert c.attempts == 3 == len(srv.requests) and c.message == {"role": "assistant", "content": None}
         assert b.ledger.by_agent()["Judge"].failed == 1
 
 
-def test_timeout_exhausted_reads_as_a_timeout():
+@pytest.mark.parametrize("send", SENDS)
+def test_timeout_exhausted_reads_as_a_timeout(send):
     with serve(faults=Faults(plan=["hang", "hang"], hang_s=30)) as srv:
-        c = call(backend(srv, request_timeout=0.3, max_retries=1))
+        c = call(backend(srv, request_timeout=0.3, max_retries=1, send=send))
         assert c.error == "timeout after 0.3s (2 attempts)"
 
 
-def test_400_is_not_retried():
+@pytest.mark.parametrize("send", SENDS)
+def test_400_is_not_retried(send):
     with serve(faults=Faults(plan=["400"])) as srv:
-        c = call(backend(srv, max_retries=3))
-        assert c.error.startswith("HTTP 400") and c.attempts == 1 == len(srv.requests)
+        c = call(backend(srv, max_retries=3, send=send))
+        assert c.error == ("HTTP 400: {'message': 'injected bad request', 'type': 'invalid_request_error', "
+                           "'code': 400} (1 attempt)")
+        assert c.attempts == 1 == len(srv.requests)
 
 
-def test_dead_endpoint_fails_fast_without_raising():
+def test_no_retries_means_one_attempt():
+    with serve(faults=Faults(plan=["500", "429"], retry_after=0.01)) as srv:
+        b = backend(srv, max_retries=0)
+        assert [call(b).error for _ in range(2)] == [
+            "HTTP 500: {'message': 'injected server error', 'type': 'server_error', 'code': 500} (1 attempt)",
+            "HTTP 429: {'message': 'injected rate limit', 'type': 'rate_limit_error', 'code': 429} (1 attempt)"]
+        assert len(srv.requests) == 2 and call(b).ok
+
+
+@pytest.mark.parametrize("send", SENDS)
+def test_dead_endpoint_fails_fast_without_raising(send):
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    b = make_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=2, backoff=0.05)
+    b = make_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=2, backoff=0.05,
+                     send=send)
     t0 = time.perf_counter()
     c = call(b)
-    assert c.error.startswith("connection error") and c.attempts == 3
+    assert c.error == "connection error: ConnectionRefusedError (3 attempts)" and c.attempts == 3
     assert time.perf_counter() - t0 < 2
 
 
@@ -285,6 +323,16 @@ def test_server_runs_as_a_process():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_server_without_record_keeps_no_history_and_never_edits_the_policy():
+    reply = {"role": "assistant", "content": None, "tool_calls": [
+        {"type": "function", "function": {"name": "get_reservation", "arguments": "{}"}}]}
+    with serve(ScriptedPolicy([reply]), record=False) as srv:
+        b = backend(srv)
+        ids = [call(b, tools=ROOT_TOOLS).tool_calls[0]["id"] for _ in range(2)]
+        assert ids == ["call_0_0", "call_1_0"] and srv.requests == [] and srv.served == 2
+    assert reply["tool_calls"][0] == {"type": "function", "function": {"name": "get_reservation", "arguments": "{}"}}
 
 
 def test_example_of_schema():

@@ -108,3 +108,106 @@ def test_fault_run_loses_and_duplicates_nothing(tmp_path):
     assert absorbed > 0  # retries absorbed some 5xx / 429 / hangs
     v = eigen("verify", str(out))
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+# ---------------------------------------------------------------- re-asking an unparseable answer
+
+SEED_JSON = json.dumps({"persona": {"name": "Mia", "tone": "polite", "expertise": "novice", "constraints": []},
+                        "context": {"user_id": "u1"}, "intent": "cancel_order",
+                        "difficulty": {"level": "easy", "tool_calls": 2, "branching": 0, "ambiguity": 0.0,
+                                       "error_prone": []}})
+
+
+class Scripted:
+    """A backend answering from a list, recording what it was asked."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers, self.requests = list(answers), []
+
+    async def complete(self, messages, tools=None, **kw):
+        from runtime.backends import Completion
+
+        self.requests.append({"messages": json.loads(json.dumps(messages)), **kw})
+        return Completion({"role": "assistant", "content": self.answers.pop(0)})
+
+
+@pytest.fixture(scope="module")
+def offline_runner():
+    from runtime.exec.engine import Runner, RunSpec
+    from tests.helpers import ROOT
+
+    return Runner(RunSpec(str(ROOT / "workflows" / "eigendata.yaml"), "retail", 0, 0.1))
+
+
+def _pool(runner, backend, rng_seed: int = 7):
+    import random
+
+    from runtime.exec.engine import _prompt_dirs
+    from runtime.workers.base import WorkerContext
+    from runtime.workers.llm.workers import LLMRandomPool
+
+    text = runner.plan.data["prompts"]["RandomPool.prompt"]["text"]
+    ctx = WorkerContext(runner.domain, runner.env, runner.world, random.Random(rng_seed), "RandomPool",
+                        "RandomPool", 0, {}, {"prompt": text}, "openai")
+    return LLMRandomPool(backend, _prompt_dirs(runner.spec, runner.plan)), ctx
+
+
+def test_an_unparseable_answer_is_re_asked_once(offline_runner):
+    backend = Scripted('{"persona": {"name": "Mia", "tone"', SEED_JSON)
+    worker, ctx = _pool(offline_runner, backend)
+    got = worker.run(ctx, {})["ScenarioSeed"]
+    assert got["intent"] == "cancel_order" and got["context"] == {"user_id": "u1"}
+    assert worker.reasks == 1 and worker.reasks_failed == 0
+    first, second = backend.requests
+    # the re-ask continues the conversation: the bad answer, then what was wrong with it
+    assert second["messages"][:2] == first["messages"]
+    assert second["messages"][2] == {"role": "assistant", "content": '{"persona": {"name": "Mia", "tone"'}
+    followup = second["messages"][3]
+    assert followup["role"] == "user" and "could not be used" in followup["content"]
+    assert "never close" in followup["content"]  # the ParseError's own words
+    assert followup["content"].endswith("Answer with the ScenarioSeed JSON object only.")
+    assert second["response_format"] == {"type": "json_object"}
+    # the re-ask's sampling seed comes from ctx.rng: the same rng gives the same requests
+    again = Scripted('{"persona": {"name": "Mia", "tone"', SEED_JSON)
+    worker2, ctx2 = _pool(offline_runner, again)
+    worker2.run(ctx2, {})
+    assert [r["seed"] for r in again.requests] == [r["seed"] for r in backend.requests]
+    assert first["seed"] != second["seed"]
+
+
+def test_a_second_unparseable_answer_names_both_failures(offline_runner):
+    from runtime.workers.base import WorkerError
+
+    backend = Scripted("I would rather not.", '{"intent": "x"}')
+    worker, ctx = _pool(offline_runner, backend)
+    with pytest.raises(WorkerError) as info:
+        worker.run(ctx, {})
+    text = str(info.value)
+    assert "unparseable ScenarioSeed" in text and "re-ask" in text
+    assert "no JSON object" in text  # the first answer's problem
+    assert "'persona' is missing" in text  # the second's
+    assert len(backend.requests) == 2 and worker.reasks == 1 and worker.reasks_failed == 1
+
+
+def test_a_good_first_answer_is_not_re_asked(offline_runner):
+    backend = Scripted(SEED_JSON)
+    worker, ctx = _pool(offline_runner, backend)
+    worker.run(ctx, {})
+    assert len(backend.requests) == 1 and worker.reasks == 0
+
+
+def test_a_truncated_answer_over_http_is_re_asked(offline_runner):
+    # a real endpoint: the first answer comes back cut in half, the re-ask gets a whole seed
+    from runtime.workers.llm.workers import llm_workers
+
+    with serve(CompetentPolicy("retail", 0, 0.1), faults=Faults(plan=["truncated"])) as srv:
+        local, ctx = _pool(offline_runner, None)
+        pool = llm_workers("openai", base_url=srv.base_url, model="scripted", max_retries=0,
+                           prompt_dirs=local.dirs)["RandomPool"]
+        seed = pool.run(ctx, {})["ScenarioSeed"]
+        requests = [q["body"] for q in srv.requests]
+    assert [q["fault"] for q in srv.requests] == ["truncated", None]
+    assert seed["intent"] and seed["context"] and pool.reasks == 1
+    followup = requests[1]["messages"][-1]["content"]
+    assert "could not be used" in followup and "ScenarioSeed" in followup
+    assert requests[1]["messages"][:2] == requests[0]["messages"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runtime.exec.driver import RunOptions, execute, open_run
-from runtime.exec.engine import RunSetupError, RunSpec, Runner, prepare
+from runtime.exec.engine import Runner, RunSetupError, RunSpec, prepare
 from tests.helpers import ROOT, eigen
 
 WORKFLOW = str(ROOT / "workflows" / "eigendata.yaml")
@@ -133,6 +134,38 @@ def test_cli_run_then_verify(tmp_path):
     clash = eigen("run", WORKFLOW, "--domain", "retail", "--n", "5", "--seed", "9", "--size", "0.1",
                   "--out", str(out), "-q")
     assert clash.returncode == 1 and "different run" in clash.stderr
+
+
+def test_a_backend_that_does_not_build_fails_the_run_in_the_manifest(tmp_path):
+    out = tmp_path / "bad"
+    spec = RunSpec(WORKFLOW, "airline", 3, 0.1, backend="openai", model="m", concurrency=0)
+    opts = RunOptions(out, 2, 4)
+    plan, store = open_run(spec, opts)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+    with pytest.raises(RunSetupError, match="concurrency must be at least 1"):
+        execute(spec, plan, store, opts)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "concurrency must be at least 1" in manifest["reason"]
+    assert manifest["counts"]["attempted"] == 0
+    # fixed and rerun: the same run resumes, and the old reason goes
+    _, again = open_run(dataclasses.replace(spec, concurrency=2), opts)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "running" and "reason" not in manifest
+    again.close("complete")
+    with pytest.raises(ValueError, match="unknown run status"):
+        again.write_manifest("crashed")
+
+
+def test_cli_run_with_an_unbuildable_backend_says_why_and_exits_1(tmp_path):
+    out = tmp_path / "hf"
+    env = {k: v for k, v in os.environ.items() if k not in ("EIGEN_MODEL", "EIGEN_BASE_URL")}
+    p = subprocess.run([sys.executable, "-m", "runtime.cli.main", "run", WORKFLOW, "--backend", "hf",
+                        "--domain", "retail", "--n", "2", "--size", "0.1", "--out", str(out), "-q"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "needs --model" in p.stderr and '"failed"' in p.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "needs --model" in manifest["reason"]
 
 
 @pytest.mark.slow

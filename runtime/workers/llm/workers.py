@@ -5,13 +5,16 @@ into its artifact (parse.py). The deterministic machinery the offline workers us
 charge of facts: the feasibility probe runs the planned calls on a fork, the trajectory checks
 run before the model's judgement (which can only add failures, never excuse one), Modify's
 tool results are re-executed rather than trusted, and the verifier is derived from the gold
-path's real effect. A failed completion or an unparseable answer raises WorkerError with the
-cause: the engine records the rejection and the run goes on.
+path's real effect. A failed completion raises WorkerError with the cause: the engine records
+the rejection and the run goes on. An unparseable answer is re-asked once, with the parse
+problem stated (models often get it right when told what was wrong); a second failure raises
+WorkerError naming both.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from runtime.backends import Completion, run_sync
@@ -33,6 +36,10 @@ class LLMWorker:
 
     def __init__(self, backend: Any, dirs: tuple[str, ...] = ()) -> None:
         self.backend, self.dirs = backend, dirs
+        # re-asks after an unparseable answer, and how many of them were unparseable too
+        # (for reports; instances run on threads during evolution, hence the lock)
+        self.reasks = self.reasks_failed = 0
+        self._count_lock = threading.Lock()
 
     # ------------------------------------------------------------ model calls
     def params(self, ctx: WorkerContext) -> dict:
@@ -52,15 +59,46 @@ class LLMWorker:
 
     def ask_json(self, ctx: WorkerContext, inputs: dict, type_name: str, *, defaults: dict | None = None,
                  forced: dict | None = None, note: str = "") -> dict:
-        """One rendered `prompt` → one artifact of `type_name`."""
+        """One rendered `prompt` → one artifact of `type_name`; an unparseable answer is
+        re-asked once (its sampling seed drawn from ctx.rng like the first's)."""
         prompt = render(ctx, "prompt", inputs, ctx.rng.randrange(2**31), self.dirs)
-        ask = (note + "\n\n" if note else "") + f"Answer with the {type_name} JSON object only."
-        c = self.ask(ctx, [{"role": "system", "content": prompt}, {"role": "user", "content": ask}],
-                     json_mode=True)
+        ask = (note + "\n\n" if note else "") + answer_only(type_name)
+        messages = [{"role": "system", "content": prompt}, {"role": "user", "content": ask}]
+        c = self.ask(ctx, messages, json_mode=True)
         try:
             return parse_artifact(c.content, type_name, defaults=defaults, forced=forced)
         except ParseError as exc:
-            raise WorkerError(f"unparseable {type_name} from the model: {exc}") from None
+            first = exc
+        self._count(failed=False)
+        messages += [{"role": "assistant", "content": c.content or ""},
+                     {"role": "user", "content": reask_text(type_name, first)}]
+        c = self.ask(ctx, messages, json_mode=True, what=f"re-ask for the {type_name}")
+        try:
+            return parse_artifact(c.content, type_name, defaults=defaults, forced=forced)
+        except ParseError as second:
+            self._count(failed=True)
+            raise WorkerError(f"unparseable {type_name} from the model, also after one re-ask: "
+                              f"first answer: {first}; re-asked answer: {second}") from None
+
+    def _count(self, *, failed: bool) -> None:
+        with self._count_lock:
+            if failed:
+                self.reasks_failed += 1
+            else:
+                self.reasks += 1
+
+
+def answer_only(type_name: str) -> str:
+    # the closing line of every JSON request (the scripted test model keys on it too)
+    return f"Answer with the {type_name} JSON object only."
+
+
+def reask_text(type_name: str, problem: ParseError) -> str:
+    """The follow-up after an unparseable answer: what was wrong, then the same request."""
+    what = "; ".join(problem.problems[:4])
+    if len(what) > 600:  # a schema listing can be long; the start says enough
+        what = what[:597] + "..."
+    return f"Your answer could not be used: {what}. {answer_only(type_name)}"
 
 
 # ---------------------------------------------------------------- seeds and tasks
@@ -248,6 +286,10 @@ class Conversation:
                 raise WorkerError(f"the agent answered nothing (turn {self.turns})")
             self.messages.append({"role": "assistant", "content": c.content.strip()})
             return
+        # Every tool round used and still no word to the user: a dialogue with a silent agent
+        # turn is not realistic, and the user's next line would read as an answer to nothing.
+        raise WorkerError(f"the agent kept calling tools for {self.rounds + 1} rounds without answering "
+                          f"the user (turn {self.turns})")
 
 
 class LLMDialogSynthesis(LLMWorker):
