@@ -15,7 +15,8 @@ One step:
    policy as it rolled out; `ppo_epochs` passes over the batch, each one optimizer step
    whose gradient is accumulated over `grad_accum` micro-batches, with the token-level
    clipped surrogate (eps_low / eps_high) normalised by the loss tokens of the whole batch,
-   plus an optional KL to a reference model (kl_coef, 0 by default as in the paper).
+   plus an optional KL to a reference model (kl_coef, 0 by default as in the paper);
+   log-probs of sequences longer than `ce_chunk` come chunk by chunk (trainer/chunked_ce.py).
 
 `out/` holds `config.json`, `tasks.json` (train/held-out ids, problems), `metrics.jsonl`
 (one row per step: reward mean, filtered fraction, refills, tokens, clip fraction, loss,
@@ -87,7 +88,8 @@ class GRPOConfig(BaseModel):
     max_turns: int = Field(8, ge=1)
     max_new_tokens: int = Field(128, ge=1)
     max_context: int = Field(4096, ge=16)
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, gt=0)  # rollout sampling; the loss scores at the same temperature
+    ce_chunk: int = Field(2048, ge=0)  # longer sequences: logits this many positions at a time; 0: never
     rollout_workers: int = Field(1, ge=1)  # > 1: Ray actors
     engine: Literal["hf", "vllm"] = "hf"
     steps: int = Field(10, ge=1)
@@ -173,7 +175,8 @@ def policy_update(model: Any, optimizer: Any, batch: list[Rollout], advantages: 
     """`ppo_epochs` optimizer steps on the batch; the stats of the last one."""
     import torch
 
-    from .grpo_math import clipped_surrogate_loss, token_logprobs
+    from .chunked_ce import target_logprobs
+    from .grpo_math import clipped_surrogate_loss
 
     num_tokens = sum(sum(r.loss_mask) for r in batch)  # every loss token of the batch weighs the same
     size = math.ceil(len(batch) / config.grad_accum)
@@ -194,8 +197,7 @@ def policy_update(model: Any, optimizer: Any, batch: list[Rollout], advantages: 
             mask = pad([r.loss_mask for r in chunk], 0, torch.float32)
             old = pad([r.old_logprobs for r in chunk], 0.0, torch.float32)
             ref = pad(ref_logprobs[i:i + size], 0.0, torch.float32) if ref_logprobs else None
-            logits = model(input_ids=ids, attention_mask=attn).logits / config.temperature  # [b, T, V]
-            new = token_logprobs(logits, ids)  # [b, T]
+            new = target_logprobs(model, ids, attn, config.temperature, config.ce_chunk)  # [b, T]
             adv = torch.tensor(advantages[i:i + size], device=config.device)  # [b]
             loss, s = clipped_surrogate_loss(new, old, adv, mask, config.eps_low, config.eps_high,
                                              num_tokens=num_tokens, logp_ref=ref, kl_coef=config.kl_coef)
@@ -318,8 +320,9 @@ def train_grpo(config: GRPOConfig, stop_at: int | None = None) -> GRPOResult:
                                "updated": bool(batch)}
         if batch:
             model.eval()
-            olds = sequence_logprobs(model, [r.input_ids for r in batch], pad_id, config.temperature)
-            refs = (sequence_logprobs(reference, [r.input_ids for r in batch], pad_id, config.temperature)
+            seqs = [r.input_ids for r in batch]
+            olds = sequence_logprobs(model, seqs, pad_id, config.temperature, chunk=config.ce_chunk)
+            refs = (sequence_logprobs(reference, seqs, pad_id, config.temperature, chunk=config.ce_chunk)
                     if reference is not None else None)
             model.train()
             for r, lp in zip(batch, olds):

@@ -167,26 +167,24 @@ def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
 
 
 def sequence_logprobs(model: Any, sequences: Sequence[Sequence[int]], pad_id: int, temperature: float = 1.0,
-                      batch_size: int = 8, grad: bool = False) -> Any:
+                      batch_size: int = 8, grad: bool = False, chunk: int = 0) -> Any:
     """log p(token t | tokens < t) at `temperature` for each sequence, as a list of [T_i]
-    float lists (no grad) — position 0 is 0 (trainer/grpo_math.token_logprobs)."""
+    float lists (no grad) — position 0 is 0 (trainer/grpo_math.token_logprobs); `chunk` as
+    in trainer/chunked_ce.target_logprobs."""
     import torch
 
-    from .grpo_math import token_logprobs
+    from .chunked_ce import target_logprobs
 
     device = next(model.parameters()).device
     out: list[list[float]] = []
     with torch.set_grad_enabled(grad):
         for i in range(0, len(sequences), batch_size):
-            chunk = sequences[i:i + batch_size]
-            width = max(len(s) for s in chunk)
-            ids = torch.tensor([list(s) + [pad_id] * (width - len(s)) for s in chunk], device=device)  # [b, T]
-            attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in chunk], device=device)
-            logits = model(input_ids=ids, attention_mask=attn).logits  # [b, T, V]
-            if temperature > 0 and temperature != 1.0:
-                logits = logits / temperature
-            lp = token_logprobs(logits, ids)  # [b, T]
-            out += [row[:len(s)] for row, s in zip(lp.tolist(), chunk)]
+            part = sequences[i:i + batch_size]
+            width = max(len(s) for s in part)
+            ids = torch.tensor([list(s) + [pad_id] * (width - len(s)) for s in part], device=device)  # [b, T]
+            attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in part], device=device)
+            lp = target_logprobs(model, ids, attn, temperature, chunk)  # [b, T]
+            out += [row[:len(s)] for row, s in zip(lp.tolist(), part)]
     return out
 
 

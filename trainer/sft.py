@@ -10,6 +10,8 @@ and divided by the number of those tokens in the whole step, so the split into
 micro-batches does not change the gradient. Data order is a pure function of (seed,
 epoch), so a run resumed from a checkpoint (model, optimizer, step, torch rng) takes the
 same steps as one never interrupted; `metrics.jsonl` is cut back to the checkpoint's step.
+Sequences longer than `ce_chunk` get their logits `ce_chunk` positions at a time
+(trainer/chunked_ce.py): the same loss and gradient without the [B, T, V] tensor.
 
 `out/` holds `config.json` (a resumed run must have the same, except `save_every` and
 `keep_checkpoints`), `data.json` (sizes, skipped conversations and why),
@@ -34,7 +36,8 @@ from .data import Conversation, RunDirError, load_conversations, split
 from .tokenize import Tokenized, TokenizeError, collate, tokenize_conversation
 
 # Settings that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("save_every", "keep_checkpoints")
+# ce_chunk only changes how the loss is computed (memory), not its value.
+RESUMABLE_CHANGES = ("save_every", "keep_checkpoints", "ce_chunk")
 
 
 class SFTError(ValueError):
@@ -58,6 +61,7 @@ class SFTConfig(BaseModel):
     schedule: Literal["constant", "cosine"] = "constant"
     grad_clip: float | None = Field(1.0, gt=0)
     max_length: int = Field(32768, ge=2)
+    ce_chunk: int = Field(2048, ge=0)  # longer sequences: logits this many positions at a time; 0: never
     held_out: float = Field(0.0, ge=0, le=1)  # fraction of instances (by id hash) for eval loss
     seed: int = 0
     save_every: int = Field(0, ge=0)  # steps between checkpoints; 0: at the end of each epoch
@@ -135,16 +139,12 @@ def tokenize_all(tokenizer: Any, conversations: list[Conversation], max_length: 
     return out, skipped
 
 
-def masked_ce_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """(sum of cross entropy over the batch's loss tokens, their number)."""
-    import torch.nn.functional as F
+def masked_ce_sum(model: Any, batch: dict[str, Any], chunk: int = 0) -> tuple[Any, int]:
+    """(sum of cross entropy over the batch's loss tokens, their number); `chunk` > 0 computes
+    the logits that many positions at a time above that length (trainer/chunked_ce.py)."""
+    from .chunked_ce import masked_ce_sum as chunked
 
-    ids, attn, mask = batch["input_ids"], batch["attention_mask"], batch["loss_mask"]  # [B, T] each
-    logits = model(input_ids=ids, attention_mask=attn).logits  # [B, T, V]
-    targets = ids[:, 1:]  # [B, T-1] token t is predicted at position t-1
-    ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, reduction="none")  # [B, T-1]
-    weight = mask[:, 1:].to(ce.dtype)  # [B, T-1]
-    return (ce * weight).sum(), int(weight.sum().item())
+    return chunked(model, batch, chunk)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -244,8 +244,9 @@ def _keep_metrics_until(path: Path, step: int) -> None:
 # ---------------------------------------------------------------- training
 
 
-def evaluate(model: Any, data: list[Tokenized], batch_size: int, pad_id: int, device: str) -> float:
-    """Mean cross entropy over all loss tokens of `data`."""
+def evaluate(model: Any, data: list[Tokenized], batch_size: int, pad_id: int, device: str,
+             chunk: int = 0) -> float:
+    """Mean cross entropy over all loss tokens of `data` (`chunk` as in masked_ce_sum)."""
     import torch
 
     model.eval()
@@ -253,7 +254,7 @@ def evaluate(model: Any, data: list[Tokenized], batch_size: int, pad_id: int, de
     with torch.no_grad():
         for i in range(0, len(data), batch_size):
             batch = {k: v.to(device) for k, v in collate(data[i:i + batch_size], pad_id).items()}
-            loss_sum, n = masked_ce_sum(model, batch)
+            loss_sum, n = masked_ce_sum(model, batch, chunk)
             total, tokens = total + float(loss_sum), tokens + n
     model.train()
     return total / max(1, tokens)
@@ -272,7 +273,7 @@ def sft_step(model: Any, optimizer: Any, picked: list[Tokenized], config: SFTCon
     step_loss = 0.0
     for i in range(0, len(picked), config.batch_size):
         batch = {key: v.to(config.device) for key, v in collate(picked[i:i + config.batch_size], pad_id).items()}  # [b, T]
-        loss_sum, _ = masked_ce_sum(model, batch)  # []
+        loss_sum, _ = masked_ce_sum(model, batch, config.ce_chunk)  # []
         (loss_sum / n_tokens).backward()  # the micro-batches' gradients add up to the step's mean
         step_loss += loss_sum.item() / n_tokens
     limit = config.grad_clip if config.grad_clip is not None else float("inf")
@@ -337,7 +338,7 @@ def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
                                "sequences": len(picked), "lr": lr, "grad_norm": grad_norm}
         end_of_epoch = step % steps_per_epoch == 0
         if end_of_epoch and held:
-            row["eval_loss"] = evaluate(model, held, config.batch_size, pad_id, config.device)
+            row["eval_loss"] = evaluate(model, held, config.batch_size, pad_id, config.device, config.ce_chunk)
         with metrics.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, sort_keys=True) + "\n")
         due = step % config.save_every == 0 if config.save_every else end_of_epoch
