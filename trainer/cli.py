@@ -1,7 +1,7 @@
 """The trainer's commands, added to the `eigen` app by `register(app)`:
 
-    eigen train sft CONFIG              # trainer/sft.py
-    eigen train grpo CONFIG             # trainer/grpo.py
+    eigen train sft CONFIG [--nproc N]  # trainer/sft.py; N > 1: N processes under torchrun
+    eigen train grpo CONFIG [--nproc N] # trainer/grpo.py
     eigen train build-tiny RUN -o DIR   # a tiny model + tokenizer from a run (CPU demos)
     eigen eval --model M --tasks RUN_OR_FILE --trials K [--out FILE]
 
@@ -22,32 +22,54 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+NPROC_HELP = "processes on this machine (one per GPU); > 1 relaunches the command under torchrun"
+
+
+def _relaunch(nproc: int, argv: list[str]) -> None:
+    """Under N > 1, run the same command in N torchrun processes and exit with their status
+    (the config was read once here, so a bad one fails before anything starts)."""
+    from .distributed import launch, launched_world
+
+    if nproc > 1 and launched_world() == 1:
+        raise typer.Exit(launch(nproc, argv))
+
+
 def register(app: typer.Typer) -> None:
     """Add the `train` sub-app and the `eval` command to `app`."""
     train = typer.Typer(no_args_is_help=True, help="Train a policy (SFT, GRPO) on generated data.")
 
     @train.command("sft")
-    def sft_cmd(config: Path = typer.Argument(..., help="an SFT config (YAML or JSON)")) -> None:
+    def sft_cmd(config: Path = typer.Argument(..., help="an SFT config (YAML or JSON)"),
+                nproc: int = typer.Option(1, "--nproc", min=1, help=NPROC_HELP)) -> None:
         """Supervised fine-tuning on a run's accepted dialogs (resumes from out/)."""
         from .sft import SFTError, load_config, train_sft
 
         try:
-            result = train_sft(load_config(config))
+            settings = load_config(config)
+            _relaunch(nproc, ["train", "sft", str(config)])
+            result = train_sft(settings)
         except SFTError as exc:
             _fail(str(exc))
+        if result.rank != 0:
+            return
         typer.echo(f"sft: {result.steps} steps on {result.train_size} conversations, last loss "
                    f"{result.last_loss if result.last_loss is None else round(result.last_loss, 4)} → {result.final}")
 
     @train.command("grpo")
-    def grpo_cmd(config: Path = typer.Argument(..., help="a GRPO config (YAML or JSON)")) -> None:
+    def grpo_cmd(config: Path = typer.Argument(..., help="a GRPO config (YAML or JSON)"),
+                 nproc: int = typer.Option(1, "--nproc", min=1, help=NPROC_HELP)) -> None:
         """GRPO against the environments and verifiers of a run's tasks (resumes from out/)."""
         from .grpo import GRPOError, load_grpo_config, train_grpo
         from .sft import SFTError
 
         try:
-            result = train_grpo(load_grpo_config(config))
+            settings = load_grpo_config(config)
+            _relaunch(nproc, ["train", "grpo", str(config)])
+            result = train_grpo(settings)
         except (GRPOError, SFTError) as exc:
             _fail(str(exc))
+        if result.rank != 0:
+            return
         typer.echo(f"grpo: {result.steps} steps ({result.updates} with an update) on {result.train_tasks} tasks "
                    f"→ {result.final or result.out}")
 

@@ -22,7 +22,14 @@ One step:
 (one row per step: reward mean, filtered fraction, refills, tokens, clip fraction, loss,
 rollout and train seconds), `curves.png`, `rollouts.jsonl` (when `log_rollouts`),
 `checkpoints/step-NNNNNNNN/` (as trainer/sft.py writes them) and `final/`.
-Multi-GPU: see configs/README.md (DeepSpeed ZeRO-2 / FSDP through `accelerate launch`).
+
+Under torchrun (`eigen train grpo CONFIG --nproc N`, trainer/distributed.py) every rank
+samples the same tasks and rolls out every N-th group; the rewards of all groups are
+gathered, so filtering, refills and the kept groups are decided once for all ranks; each
+rank trains on its kept groups, the loss divided by the loss tokens of the whole batch, so
+the summed gradient is the single-process one. `parallel: fsdp` shards the policy; HF
+rollouts then run on a whole copy of the weights gathered once per step (vLLM rollouts
+receive the same copy).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .data import held_out
+from .distributed import Distributed, Parallel
 from .rollout import (
     Rollout,
     RolloutConfig,
@@ -56,6 +64,7 @@ from .sft import (
     load_model_and_tokenizer,
     read_settings,
     save_checkpoint,
+    save_model,
 )
 
 
@@ -90,16 +99,18 @@ class GRPOConfig(BaseModel):
     max_context: int = Field(4096, ge=16)
     temperature: float = Field(1.0, gt=0)  # rollout sampling; the loss scores at the same temperature
     ce_chunk: int = Field(2048, ge=0)  # longer sequences: logits this many positions at a time; 0: never
-    rollout_workers: int = Field(1, ge=1)  # > 1: Ray actors
+    rollout_workers: int = Field(1, ge=1)  # > 1: Ray actors (not with torchrun: its ranks roll out)
     engine: Literal["hf", "vllm"] = "hf"
+    vllm_memory: float = Field(0.3, gt=0, le=1)  # the GPU memory fraction a vLLM engine may take
     steps: int = Field(10, ge=1)
     seed: int = 0
     save_every: int = Field(0, ge=0)  # 0: only at the end
     keep_checkpoints: int = Field(2, ge=1)
     log_rollouts: bool = False
     threads: int | None = Field(None, ge=1)  # torch CPU threads
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16"] = "float32"  # fsdp: the compute dtype (weights stay float32)
+    device: str = "cpu"  # "cuda": under torchrun, each rank its own GPU
+    parallel: Parallel = "ddp"  # under torchrun: replicated or sharded (trainer/distributed.py)
 
     def rollout_config(self) -> RolloutConfig:
         return RolloutConfig(max_turns=self.max_turns, max_new_tokens=self.max_new_tokens,
@@ -127,6 +138,7 @@ class GRPOResult:
     updates: int = 0  # steps that made an optimizer update (others had every group filtered)
     resumed_from: int | None = None
     final: Path | None = None
+    rank: int = 0  # this process's rank under torchrun (rank 0 reports)
 
 
 # ---------------------------------------------------------------- sampling
@@ -170,16 +182,26 @@ def build_batch(groups: list[list[Rollout]]) -> tuple[list[Rollout], list[float]
 # ---------------------------------------------------------------- the update
 
 
+def filler(pad_id: int) -> Rollout:
+    """A trajectory that trains nothing (no loss token, advantage 0): it evens out the
+    ranks' batches under FSDP, whose forward passes must match in number."""
+    return Rollout("", "", [pad_id, pad_id], [0, 0], [], 0.0, [], 0)
+
+
 def policy_update(model: Any, optimizer: Any, batch: list[Rollout], advantages: list[float], config: GRPOConfig,
-                  pad_id: int, ref_logprobs: list[list[float]] | None = None) -> dict[str, float]:
-    """`ppo_epochs` optimizer steps on the batch; the stats of the last one."""
+                  pad_id: int, ref_logprobs: list[list[float]] | None = None, num_tokens: int | None = None,
+                  dist: Distributed | None = None) -> dict[str, float]:
+    """`ppo_epochs` optimizer steps on the batch (this rank's part of it); the stats of the
+    last one. `num_tokens`: the loss tokens of the whole batch over all ranks."""
     import torch
 
     from .chunked_ce import target_logprobs
     from .grpo_math import clipped_surrogate_loss
 
-    num_tokens = sum(sum(r.loss_mask) for r in batch)  # every loss token of the batch weighs the same
-    size = math.ceil(len(batch) / config.grad_accum)
+    dist = dist or Distributed()
+    if num_tokens is None:
+        num_tokens = sum(sum(r.loss_mask) for r in batch)  # every loss token of the batch weighs the same
+    size = max(1, math.ceil(len(batch) / config.grad_accum))
     stats: dict[str, float] = {}
     for _ in range(config.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
@@ -190,28 +212,29 @@ def policy_update(model: Any, optimizer: Any, batch: list[Rollout], advantages: 
 
             def pad(rows: list[list], fill: Any, dtype: Any) -> Any:
                 return torch.tensor([row + [fill] * (width - len(row)) for row in rows], dtype=dtype,
-                                    device=config.device)  # [b, T]
+                                    device=dist.device)  # [b, T]
 
             ids = pad([r.input_ids for r in chunk], pad_id, torch.long)
             attn = pad([[1] * len(r.input_ids) for r in chunk], 0, torch.long)
             mask = pad([r.loss_mask for r in chunk], 0, torch.float32)
             old = pad([r.old_logprobs for r in chunk], 0.0, torch.float32)
             ref = pad(ref_logprobs[i:i + size], 0.0, torch.float32) if ref_logprobs else None
-            new = target_logprobs(model, ids, attn, config.temperature, config.ce_chunk)  # [b, T]
-            adv = torch.tensor(advantages[i:i + size], device=config.device)  # [b]
+            new = target_logprobs(model, ids, attn, config.temperature, dist.chunk(config.ce_chunk))  # [b, T]
+            adv = torch.tensor(advantages[i:i + size], device=dist.device)  # [b]
             loss, s = clipped_surrogate_loss(new, old, adv, mask, config.eps_low, config.eps_high,
-                                             num_tokens=num_tokens, logp_ref=ref, kl_coef=config.kl_coef)
-            loss.backward()  # micro-batch losses are already divided by the batch's tokens: they add up
+                                             num_tokens=max(1, num_tokens), logp_ref=ref, kl_coef=config.kl_coef)
+            # micro-batch (and rank) losses are already divided by the batch's tokens: they add up
+            (loss * dist.loss_scale).backward()
             totals["loss"] += float(loss.detach())
             totals["clipped"] += s["clip_frac"] * s["tokens"]
             totals["kl"] += s.get("kl", 0.0) * s["tokens"]
-        limit = config.grad_clip if config.grad_clip is not None else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
+        dist.sync_grads(model)
+        grad_norm = dist.clip_grad_norm(model, config.grad_clip)
         optimizer.step()
-        stats = {"loss": totals["loss"], "clip_frac": totals["clipped"] / max(1, num_tokens),
-                 "grad_norm": grad_norm}
+        loss, clipped, kl = dist.all_sum([totals["loss"], totals["clipped"], totals["kl"]])
+        stats = {"loss": loss, "clip_frac": clipped / max(1, num_tokens), "grad_norm": grad_norm}
         if config.kl_coef > 0:
-            stats["kl"] = totals["kl"] / max(1, num_tokens)
+            stats["kl"] = kl / max(1, num_tokens)
     return stats
 
 
@@ -236,124 +259,199 @@ def _split_tasks(config: GRPOConfig) -> tuple[dict[str, list[Task]], list[Task],
     return pool, held, problems
 
 
-def _rollouts(engine: Any, model: Any, tokenizer: Any, tasks: list[Task], config: GRPOConfig, user: Any,
+def _rollouts(engine: Any, policy: Any, tokenizer: Any, tasks: list[Task], config: GRPOConfig, user: Any,
               seed: int) -> list[list[Rollout]]:
-    """group_size rollouts of each task, grouped."""
+    """group_size rollouts of each task, grouped; `policy` generates (unless `engine` does)."""
     import torch
 
     flat = [t for t in tasks for _ in range(config.group_size)]
-    model.eval()
+    if not flat:
+        return []
     if hasattr(engine, "run"):  # Ray actors
-        got = engine.run(model, [t.id for t in flat], seed)
+        got = engine.run(policy, [t.id for t in flat], seed)
     else:
         torch.manual_seed(seed)
-        if engine is not None:  # vLLM: same episodes, another generator
-            engine.sync(model)
-        got = run_episodes(model, tokenizer, flat, user, config.rollout_config(), generate=engine)
-    model.train()
+        got = run_episodes(policy, tokenizer, flat, user, config.rollout_config(), generate=engine)
     g = config.group_size
     return [got[i:i + g] for i in range(0, len(got), g)]
 
 
+@dataclass
+class Collected:
+    """A step's rollouts after filtering: this rank's kept groups, and what all ranks saw."""
+
+    groups: list[list[Rollout]]  # this rank's kept groups
+    rewards: list[float]  # every trajectory's reward, all ranks
+    sampled: int  # groups rolled out, all ranks
+    kept: int  # groups kept, all ranks
+    refills: int
+
+
+def collect(step: int, pool: dict[str, list[Task]], engine: Any, policy: Any, tokenizer: Any, config: GRPOConfig,
+            user: Any, dist: Distributed, log: Path | None = None) -> Collected:
+    """Sampling rounds until `tasks_per_step` groups with signal are kept or `max_refills`
+    extra rounds are spent. Every rank samples the same tasks and rolls out every N-th
+    group; the filter sees the rewards of all groups, so every rank keeps the same ones."""
+    kept: list[tuple[int, int]] = []  # (round, group index) of the kept groups, all ranks, in order
+    mine: dict[tuple[int, int], list[Rollout]] = {}
+    rewards, sampled, refills = [], 0, 0
+    for round_ in range(config.max_refills + 1):
+        need = config.tasks_per_step - len(kept)
+        if need <= 0:
+            break
+        refills += round_ > 0
+        tasks = sample_tasks(pool, need, config.seed, step, round_, config.domains)
+        owned = list(range(dist.rank, len(tasks), dist.world))
+        seed = config.seed * 1_000_003 + step * 101 + round_ + dist.rank * 7_919
+        groups = _rollouts(engine, policy, tokenizer, [tasks[j] for j in owned], config, user, seed)
+        everyone = sorted(x for part in dist.gather([(j, [r.reward for r in g]) for j, g in zip(owned, groups)])
+                          for x in part)  # [(group index, its rewards)] of all ranks
+        sampled += len(everyone)
+        rewards += [r for _, rs in everyone for r in rs]
+        kept += [(round_, everyone[i][0]) for i in select_groups([rs for _, rs in everyone])]
+        mine.update({(round_, j): g for j, g in zip(owned, groups)})
+        if log is not None:
+            logged = [r for part in dist.gather([r for g in groups for r in g]) for r in part]
+            if dist.main:
+                dump_rollouts(log, step + 1, logged)
+    kept = kept[:config.tasks_per_step]
+    return Collected([mine[k] for k in kept if k in mine], rewards, sampled, len(kept), refills)
+
+
+def update_on(model: Any, optimizer: Any, batch: list[Rollout], advantages: list[float], config: GRPOConfig,
+              pad_id: int, dist: Distributed, reference: Any = None) -> dict[str, float] | None:
+    """The policy update on a batch (this rank's part of it): old log-probs of the policy
+    as it rolled out (and the reference's, with kl_coef), then `policy_update`; None when
+    no rank has a trajectory (nothing to learn this step)."""
+    from .rollout import sequence_logprobs
+
+    n_batch, n_tokens = (int(x) for x in dist.all_sum([len(batch), sum(r.n_loss_tokens for r in batch)]))
+    if n_batch == 0:
+        return None
+    batch, advantages = list(batch), list(advantages)
+    if dist.sharded:  # equal batches: FSDP's forward passes must match in number
+        width = dist.all_max(len(batch))
+        advantages += [0.0] * (width - len(batch))
+        batch += [filler(pad_id) for _ in range(width - len(batch))]
+    model.eval()
+    seqs = [r.input_ids for r in batch]
+    chunk = dist.chunk(config.ce_chunk)
+    olds = sequence_logprobs(model, seqs, pad_id, config.temperature, chunk=chunk)
+    refs = (sequence_logprobs(reference, seqs, pad_id, config.temperature, chunk=chunk)
+            if reference is not None else None)
+    model.train()
+    for r, lp in zip(batch, olds):
+        r.old_logprobs = lp
+    return policy_update(model, optimizer, batch, advantages, config, pad_id, refs, n_tokens, dist)
+
+
 def train_grpo(config: GRPOConfig, stop_at: int | None = None) -> GRPOResult:
     """Train (or resume) per `config`; `stop_at` ends the call after that many steps
-    without a checkpoint there, as an interruption would."""
-    import torch
+    without a checkpoint there, as an interruption would. Under torchrun every rank calls
+    this; rank 0 writes the files."""
+    dist = Distributed.start(config.parallel, config.device)
+    try:
+        return _train_grpo(config, stop_at, dist)
+    finally:
+        dist.close()
 
-    from .rollout import sequence_logprobs
+
+def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> GRPOResult:
+    import torch
 
     if config.threads:
         torch.set_num_threads(config.threads)
+    if dist.world > 1 and config.rollout_workers > 1:
+        raise GRPOError("rollout_workers > 1 (Ray actors) under torchrun: the ranks already share the "
+                        "rollouts; set rollout_workers: 1")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, config)
+    _check_config(out, config, dist)
     pool, held, problems = _split_tasks(config)
-    (out / "tasks.json").write_text(json.dumps(
-        {"train": {d: [t.id for t in ts] for d, ts in sorted(pool.items())}, "held_out": [t.id for t in held],
-         "problems": problems}, indent=2) + "\n", encoding="utf-8")
+    if dist.main:
+        (out / "tasks.json").write_text(json.dumps(
+            {"train": {d: [t.id for t in ts] for d, ts in sorted(pool.items())}, "held_out": [t.id for t in held],
+             "problems": problems}, indent=2) + "\n", encoding="utf-8")
 
     latest = checkpoints(out)[-1] if checkpoints(out) else None
-    model, tokenizer = load_model_and_tokenizer(latest[1] if latest else config.model, config.dtype, config.device)
+    start = latest[1] if latest else config.model
+    model, tokenizer = load_model_and_tokenizer(start, dist.load_dtype(config.dtype), dist.device)
+    # under FSDP the policy is sharded: HF rollouts generate from a whole copy, refreshed each step
+    replica = load_model_and_tokenizer(start, config.dtype, dist.device)[0].eval() \
+        if dist.sharded and config.engine == "hf" else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     reference = None
     if config.kl_coef > 0:
-        reference, _ = load_model_and_tokenizer(config.reference or config.model, config.dtype, config.device)
-        reference.eval()
+        reference, _ = load_model_and_tokenizer(config.reference or config.model, dist.load_dtype(config.dtype),
+                                                dist.device)
+        reference = dist.wrap(reference, config.dtype).eval()
+    model = dist.wrap(model, config.dtype)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = GRPOResult(out, 0, sum(len(v) for v in pool.values()), len(held),
-                        resumed_from=latest[0] if latest else None)
+                        resumed_from=latest[0] if latest else None, rank=dist.rank)
     step = 0
     if latest:
-        _restore(latest[1], optimizer)
+        _restore(latest[1], optimizer, model, dist)
         step = latest[0]
     metrics = out / "metrics.jsonl"
-    _keep_metrics_until(metrics, step)
-    user = make_user(config.user, config.max_turns, config.device)
-    engine = _engine(config, latest[1] if latest else None)
+    if dist.main:
+        _keep_metrics_until(metrics, step)
+    user = make_user(config.user, config.max_turns, dist.device)
+    engine = _engine(config, latest[1] if latest else None, dist)
     while step < config.steps:
         if stop_at is not None and step >= stop_at:
             break
         t0 = time.perf_counter()
-        kept: list[list[Rollout]] = []
-        rewards, sampled, refills = [], 0, 0
-        for round_ in range(config.max_refills + 1):
-            need = config.tasks_per_step - len(kept)
-            if need <= 0:
-                break
-            refills += round_ > 0
-            tasks = sample_tasks(pool, need, config.seed, step, round_, config.domains)
-            groups = _rollouts(engine, model, tokenizer, tasks, config, user,
-                               seed=config.seed * 1_000_003 + step * 101 + round_)
-            sampled += len(groups)
-            rewards += [r.reward for g in groups for r in g]
-            kept += [groups[i] for i in select_groups([[r.reward for r in g] for g in groups])]
-            if config.log_rollouts:
-                dump_rollouts(out / "rollouts.jsonl", step + 1, [r for g in groups for r in g])
-        kept = kept[:config.tasks_per_step]
-        batch, advantages = build_batch(kept)
+        model.eval()
+        policy = model
+        if replica is not None or engine is not None and hasattr(engine, "sync"):
+            weights = dist.model_state(model, everywhere=True)  # a collective under FSDP
+            if replica is not None:
+                replica.load_state_dict(weights)
+                policy = replica
+            else:
+                engine.sync(weights)
+        got = collect(step, pool, engine, policy, tokenizer, config, user, dist,
+                      out / "rollouts.jsonl" if config.log_rollouts else None)
+        model.train()
+        batch, advantages = build_batch(got.groups)
+        n_batch, n_tokens, n_turns = (int(x) for x in dist.all_sum(  # for the metrics
+            [len(batch), sum(r.n_loss_tokens for r in batch), sum(r.turns for r in batch)]))
         t1 = time.perf_counter()
-        row: dict[str, Any] = {"step": step + 1, "reward_mean": sum(rewards) / max(1, len(rewards)),
-                               "groups_sampled": sampled, "groups_kept": len(kept),
-                               "filtered_frac": 1.0 - len(kept) / max(1, sampled), "refills": refills,
-                               "trajectories": len(batch), "tokens": sum(r.n_loss_tokens for r in batch),
-                               "turns_mean": sum(r.turns for g in kept for r in g) / max(1, len(batch)),
-                               "updated": bool(batch)}
-        if batch:
-            model.eval()
-            seqs = [r.input_ids for r in batch]
-            olds = sequence_logprobs(model, seqs, pad_id, config.temperature, chunk=config.ce_chunk)
-            refs = (sequence_logprobs(reference, seqs, pad_id, config.temperature, chunk=config.ce_chunk)
-                    if reference is not None else None)
-            model.train()
-            for r, lp in zip(batch, olds):
-                r.old_logprobs = lp
-            row.update(policy_update(model, optimizer, batch, advantages, config, pad_id, refs))
-            result.updates += 1
-        else:
-            row.update({"loss": 0.0, "clip_frac": 0.0})
+        row: dict[str, Any] = {"step": step + 1, "reward_mean": sum(got.rewards) / max(1, len(got.rewards)),
+                               "groups_sampled": got.sampled, "groups_kept": got.kept,
+                               "filtered_frac": 1.0 - got.kept / max(1, got.sampled), "refills": got.refills,
+                               "trajectories": n_batch, "tokens": n_tokens,
+                               "turns_mean": n_turns / max(1, n_batch), "updated": n_batch > 0}
+        stats = update_on(model, optimizer, batch, advantages, config, pad_id, dist, reference)
+        row.update(stats or {"loss": 0.0, "clip_frac": 0.0})
+        result.updates += stats is not None
         row["rollout_s"], row["train_s"] = round(t1 - t0, 4), round(time.perf_counter() - t1, 4)
         step += 1
-        with metrics.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
+        if dist.main:
+            with metrics.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
         if (config.save_every and step % config.save_every == 0) or step == config.steps:
-            save_checkpoint(out, step, model, tokenizer, optimizer, config.keep_checkpoints)
-            plot_metrics(metrics, out / "curves.png")
+            save_checkpoint(out, step, model, tokenizer, optimizer, config.keep_checkpoints, dist)
+            if dist.main:
+                plot_metrics(metrics, out / "curves.png")
     result.steps = step
     if step >= config.steps:
         final = out / "final"
-        model.save_pretrained(final)
-        tokenizer.save_pretrained(final)
+        save_model(model, tokenizer, final, dist)
+        dist.barrier()
         result.final = final
     return result
 
 
-def _engine(config: GRPOConfig, checkpoint: Path | None) -> Any:
+def _engine(config: GRPOConfig, checkpoint: Path | None, dist: Distributed) -> Any:
     """None for in-process HF generation, or a Ray pool / vLLM engine (lazy imports)."""
     if config.engine == "vllm":
         from .rollout import VLLMGenerator
 
         try:
-            return VLLMGenerator(str(checkpoint or config.model), config.rollout_config())
+            return VLLMGenerator(str(checkpoint or config.model), config.rollout_config(), config.vllm_memory,
+                                 ranks=dist.world, seed=config.seed + dist.rank)
         except RuntimeError as exc:
             raise GRPOError(str(exc)) from exc
     if config.rollout_workers > 1:

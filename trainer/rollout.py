@@ -23,6 +23,7 @@ Episodes run in lockstep: every live episode's next prompt is generated in one b
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -392,33 +393,59 @@ class _RolloutActor:
 
 class VLLMGenerator:
     """Generation through vLLM (an optional extra, GPU only; imported lazily): a drop-in
-    `generate` for run_episodes. `sync(model)` copies the trained policy's weights into the
-    engine before a step's rollouts; it uses vLLM's in-process model runner, whose path
-    moves between vLLM versions, so a failure says so instead of generating from stale weights."""
+    `generate` for run_episodes. The engine runs in this process
+    (VLLM_ENABLE_V1_MULTIPROCESSING=0, as colocated RL trainers run it), so `sync(weights)`
+    hands the trained policy's tensors to the engine's model without a copy through a pipe.
+    Weight loading goes through `LLM.apply_model` (vLLM's hook for running a function on the
+    model in each worker) or, on older versions, the V0 model runner; when neither exists
+    the failure says so instead of generating from stale weights."""
 
-    def __init__(self, model_path: str, config: RolloutConfig, gpu_memory_utilization: float = 0.3) -> None:
+    def __init__(self, model_path: str, config: RolloutConfig, gpu_memory_utilization: float = 0.3,
+                 ranks: int = 1, seed: int = 0) -> None:
+        import os
+
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
             raise RuntimeError("engine 'vllm' needs the vllm package (pip install vllm, GPU)") from exc
-        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True)
+        # Under torchrun every rank runs its own engine on its own GPU: vLLM's "external
+        # launcher" takes the placement from torch.distributed instead of spawning workers.
+        launcher = {"distributed_executor_backend": "external_launcher"} if ranks > 1 else {}
+        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
+                       seed=seed, **launcher)
         eos = self.llm.get_tokenizer().eos_token_id
         self.params = SamplingParams(temperature=config.temperature, top_k=-1, top_p=1.0,
                                      max_tokens=config.max_new_tokens, stop_token_ids=[eos])
         self.eos = eos
 
-    def sync(self, model: Any) -> None:
-        try:
-            runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
-            runner.model.load_weights(model.state_dict().items())
-        except AttributeError as exc:
-            raise RuntimeError(f"cannot push weights into this vLLM version: {exc}") from exc
+    def sync(self, weights: Mapping[str, Any]) -> None:
+        """Load the policy's current weights (name -> tensor, HF names) into the engine, and
+        drop the prefix cache computed with the old ones."""
+        items = list(weights.items())
+        apply = getattr(self.llm, "apply_model", None)
+        if callable(apply):
+            apply(functools.partial(_load_weights, items))
+        else:
+            try:
+                model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+            except AttributeError as exc:
+                raise RuntimeError(f"cannot push weights into this vLLM version: {exc}") from exc
+            _load_weights(items, model)
+        reset = getattr(self.llm, "reset_prefix_cache", None)
+        if callable(reset):
+            reset()
 
     def __call__(self, prompts: list[list[int]]) -> list[list[int]]:
         from vllm.inputs import TokensPrompt
 
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], self.params, use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outs]
+
+
+def _load_weights(items: list[tuple[str, Any]], model: Any) -> None:
+    """Run inside vLLM's worker: its model maps HF names onto its own (fused) layers."""
+    model.load_weights(weights=iter(items))
 
 
 def dump_rollouts(path: Path, step: int, rollouts: Sequence[Rollout]) -> None:

@@ -17,6 +17,11 @@ Sequences longer than `ce_chunk` get their logits `ce_chunk` positions at a time
 `keep_checkpoints`), `data.json` (sizes, skipped conversations and why),
 `metrics.jsonl`, `checkpoints/step-NNNNNNNN/` (a loadable model folder plus
 `optimizer.pt`, `rng.pt` and `state.json`, written last), and `final/` at the end.
+
+Under torchrun (`eigen train sft CONFIG --nproc N`), `batch_size` is per process and a step
+sees `batch_size × grad_accum × N` conversations; `parallel` picks replicated (ddp) or
+sharded (fsdp) training (trainer/distributed.py). Rank 0 writes every file; a step is the
+same step whatever N, so a run may not resume under another N (checked).
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .data import Conversation, RunDirError, load_conversations, split
+from .distributed import Distributed, Parallel
 from .tokenize import Tokenized, TokenizeError, collate, tokenize_conversation
 
 # Settings that may change between an interrupted run and its resumption.
-# ce_chunk only changes how the loss is computed (memory), not its value.
-RESUMABLE_CHANGES = ("save_every", "keep_checkpoints", "ce_chunk")
+# ce_chunk only changes how the loss is computed (memory), not its value; so does `parallel`
+# (checkpoints hold whole weights).
+RESUMABLE_CHANGES = ("save_every", "keep_checkpoints", "ce_chunk", "parallel")
 
 
 class SFTError(ValueError):
@@ -48,7 +55,7 @@ class SFTConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str  # a model folder (from_pretrained) or a hub name
-    data: str  # a run directory written by `eigen run`
+    data: str | list[str]  # a run directory written by `eigen run`, or several (e.g. one per domain)
     out: str
     role: Literal["agent", "user"] = "agent"
     batch_size: int = Field(1, ge=1)  # conversations per micro-batch (one forward pass)
@@ -66,8 +73,9 @@ class SFTConfig(BaseModel):
     seed: int = 0
     save_every: int = Field(0, ge=0)  # steps between checkpoints; 0: at the end of each epoch
     keep_checkpoints: int = Field(2, ge=1)
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16"] = "float32"  # fsdp: the compute dtype (weights stay float32)
+    device: str = "cpu"  # "cuda": under torchrun, each rank its own GPU
+    parallel: Parallel = "ddp"  # under torchrun: replicated or sharded (trainer/distributed.py)
 
 
 def read_settings(path: Path | str, error: type[SFTError] = SFTError) -> dict:
@@ -106,6 +114,7 @@ class SFTResult:
     resumed_from: int | None = None  # the checkpoint step this call started from
     last_loss: float | None = None
     final: Path | None = None  # the saved model, when training completed
+    rank: int = 0  # this process's rank under torchrun (rank 0 reports)
 
 
 def load_model_and_tokenizer(path: str | Path, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
@@ -178,18 +187,42 @@ def checkpoints(out: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, keep: int) -> Path:
+def save_model(model: Any, tokenizer: Any, folder: Path, dist: Distributed | None = None) -> None:
+    """A loadable model folder of the full weights (gathered to rank 0 under FSDP; a
+    collective there, so every rank calls this and rank 0 writes)."""
+    dist = dist or Distributed()
+    state = dist.model_state(model)
+    if not dist.main:
+        return
+    model.save_pretrained(folder, state_dict=state)
+    tokenizer.save_pretrained(folder)
+    if dist.sharded:  # FSDP2 swaps the class to FSDP<Name>: the folder names the real architecture
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        from torch.distributed.fsdp import FSDPModule
+
+        real = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))
+        config["architectures"] = [real.__name__]
+        (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def save_checkpoint(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, keep: int,
+                    dist: Distributed | None = None) -> Path:
     """Write the checkpoint into a temporary folder, then rename it: a crash mid-write
-    leaves no checkpoint that looks complete."""
+    leaves no checkpoint that looks complete. Every rank calls it; rank 0 writes."""
     import torch
 
+    dist = dist or Distributed()
     final = out / "checkpoints" / f"step-{step:08d}"
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if dist.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    save_model(model, tokenizer, tmp, dist)
+    optimizer_state = dist.optimizer_state(model, optimizer)
+    if not dist.main:
+        dist.barrier()  # rank 0 is writing
+        return final
+    torch.save(optimizer_state, tmp / "optimizer.pt")
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -199,31 +232,40 @@ def save_checkpoint(out: Path, step: int, model: Any, tokenizer: Any, optimizer:
     os.replace(tmp, final)
     for _, old in checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
     return final
 
 
-def _restore(ckpt: Path, optimizer: Any) -> None:
+def _restore(ckpt: Path, optimizer: Any, model: Any = None, dist: Distributed | None = None) -> None:
+    """Optimizer state and RNG from a checkpoint (every rank reads the same files)."""
     import torch
 
-    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
+    state = torch.load(ckpt / "optimizer.pt", weights_only=False, map_location="cpu")
+    (dist or Distributed()).load_optimizer_state(model, optimizer, state)
     rng = torch.load(ckpt / "rng.pt", weights_only=False)
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def _check_config(out: Path, config: SFTConfig) -> None:
-    """Write out/config.json, or check that a resumed run has the same settings."""
+def _check_config(out: Path, config: SFTConfig, dist: Distributed | None = None) -> None:
+    """Write out/config.json, or check that a resumed run has the same settings (and the
+    same number of processes). Every rank checks; rank 0 writes once all have read."""
+    dist = dist or Distributed()
     path = out / "config.json"
-    current = config.model_dump(mode="json")
+    current = config.model_dump(mode="json") | {"world_size": dist.world}
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
+        before.setdefault("world_size", 1)  # written before runs could be distributed
         changed = sorted(k for k in set(before) | set(current)
                          if k not in RESUMABLE_CHANGES and before.get(k) != current.get(k))
         if changed:
             raise SFTError(f"{out} holds a run with other settings ({', '.join(changed)}); "
                            f"use another out folder or the same config")
-    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    dist.barrier()
+    if dist.main:
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    dist.barrier()
 
 
 def _keep_metrics_until(path: Path, step: int) -> None:
@@ -245,84 +287,125 @@ def _keep_metrics_until(path: Path, step: int) -> None:
 
 
 def evaluate(model: Any, data: list[Tokenized], batch_size: int, pad_id: int, device: str,
-             chunk: int = 0) -> float:
-    """Mean cross entropy over all loss tokens of `data` (`chunk` as in masked_ce_sum)."""
+             chunk: int = 0, dist: Distributed | None = None) -> float:
+    """Mean cross entropy over all loss tokens of `data` (`chunk` as in masked_ce_sum);
+    under torchrun each rank scores its share and the sums are added."""
     import torch
 
+    dist = dist or Distributed()
     model.eval()
     total, tokens = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(data), batch_size):
-            batch = {k: v.to(device) for k, v in collate(data[i:i + batch_size], pad_id).items()}
-            loss_sum, n = masked_ce_sum(model, batch, chunk)
+        for part in dist.rank_batches(data, batch_size):
+            if not part:
+                dist.idle_pass(model, pad_id, grad=False)
+                continue
+            batch = {k: v.to(device) for k, v in collate(part, pad_id).items()}
+            loss_sum, n = masked_ce_sum(model, batch, dist.chunk(chunk))
             total, tokens = total + float(loss_sum), tokens + n
     model.train()
+    total, tokens = dist.all_sum([total, tokens])
     return total / max(1, tokens)
 
 
 def sft_step(model: Any, optimizer: Any, picked: list[Tokenized], config: SFTConfig, lr: float,
-             pad_id: int) -> tuple[float, int, float]:
-    """One optimizer step on `picked`, in micro-batches of config.batch_size:
-    (mean loss over the step's loss tokens, their number, gradient norm before clipping)."""
-    import torch
-
-    n_tokens = sum(sum(t.loss_mask[1:]) for t in picked)  # loss tokens of the whole step
+             pad_id: int, dist: Distributed | None = None) -> tuple[float, int, float]:
+    """One optimizer step on `picked` (the whole step's conversations; this rank trains on
+    its share, in micro-batches of config.batch_size): (mean loss over the step's loss
+    tokens, their number, gradient norm before clipping)."""
+    dist = dist or Distributed()
+    n_tokens = sum(sum(t.loss_mask[1:]) for t in picked)  # loss tokens of the whole step, every rank
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
-    for i in range(0, len(picked), config.batch_size):
-        batch = {key: v.to(config.device) for key, v in collate(picked[i:i + config.batch_size], pad_id).items()}  # [b, T]
-        loss_sum, _ = masked_ce_sum(model, batch, config.ce_chunk)  # []
-        (loss_sum / n_tokens).backward()  # the micro-batches' gradients add up to the step's mean
+    for part in dist.rank_batches(picked, config.batch_size):
+        if not part:
+            dist.idle_pass(model, pad_id, grad=True)
+            continue
+        batch = {key: v.to(dist.device) for key, v in collate(part, pad_id).items()}  # [b, T]
+        loss_sum, _ = masked_ce_sum(model, batch, dist.chunk(config.ce_chunk))  # []
+        # the micro-batches' (and ranks') gradients add up to the step's mean
+        (loss_sum * (dist.loss_scale / n_tokens)).backward()
         step_loss += loss_sum.item() / n_tokens
-    limit = config.grad_clip if config.grad_clip is not None else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
+    dist.sync_grads(model)
+    grad_norm = dist.clip_grad_norm(model, config.grad_clip)
     optimizer.step()
+    (step_loss,) = dist.all_sum([step_loss])
     return step_loss, n_tokens, grad_norm
 
 
 def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
     """Train (or resume) per `config`. `stop_at` ends the call after that many steps in
-    total without a checkpoint there, as an interruption would (for tests and demos)."""
+    total without a checkpoint there, as an interruption would (for tests and demos).
+    Under torchrun every rank calls this; rank 0 writes the files."""
+    dist = Distributed.start(config.parallel, config.device)
+    try:
+        return _train_sft(config, stop_at, dist)
+    finally:
+        dist.close()
+
+
+def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
+    """The conversations of every run in `config.data`, in order (one mixed pool: the epoch
+    order shuffles them together); an id seen before is left out with the reason."""
+    sources = [config.data] if isinstance(config.data, str) else list(config.data)
+    conversations, problems, seen = [], [], set()
+    for source in sources:
+        try:
+            got, bad = load_conversations(source, config.role)
+        except RunDirError as exc:
+            raise SFTError(str(exc)) from exc
+        problems += [f"{source}: {p}" for p in bad] if len(sources) > 1 else bad
+        for c in got:
+            if c.id in seen:
+                problems.append(f"{source}: {c.id}: duplicate id (also in an earlier run)")
+                continue
+            seen.add(c.id)
+            conversations.append(c)
+    return conversations, problems
+
+
+def _train_sft(config: SFTConfig, stop_at: int | None, dist: Distributed) -> SFTResult:
     import torch
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, config)
-    try:
-        conversations, problems = load_conversations(config.data, config.role)
-    except RunDirError as exc:
-        raise SFTError(str(exc)) from exc
+    _check_config(out, config, dist)
+    conversations, problems = _conversations(config)
     train_convs, held_convs = split(conversations, config.held_out)
 
     latest = checkpoints(out)[-1] if checkpoints(out) else None
-    model, tokenizer = load_model_and_tokenizer(latest[1] if latest else config.model, config.dtype, config.device)
+    model, tokenizer = load_model_and_tokenizer(latest[1] if latest else config.model, dist.load_dtype(config.dtype),
+                                                dist.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train, skipped = tokenize_all(tokenizer, train_convs, config.max_length)
     held, held_skipped = tokenize_all(tokenizer, held_convs, config.max_length)
     skipped = problems + skipped + held_skipped
-    (out / "data.json").write_text(json.dumps(
-        {"run": str(config.data), "role": config.role, "train": len(train), "held_out": len(held),
-         "skipped": skipped}, indent=2) + "\n", encoding="utf-8")
+    if dist.main:
+        (out / "data.json").write_text(json.dumps(
+            {"run": config.data, "role": config.role, "train": len(train), "held_out": len(held),
+             "skipped": skipped}, indent=2) + "\n", encoding="utf-8")
     if not train:
         raise SFTError(f"no training data in {config.data} for role {config.role}"
                        + (f" (first problem: {skipped[0]})" if skipped else ""))
 
-    per_step = config.batch_size * config.grad_accum
+    per_step = config.batch_size * config.grad_accum * dist.world
     steps_per_epoch = math.ceil(len(train) / per_step)
     total = steps_per_epoch * config.epochs
+    model = dist.wrap(model, config.dtype)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
-    result = SFTResult(out, 0, len(train), len(held), skipped, latest[0] if latest else None)
+    result = SFTResult(out, 0, len(train), len(held), skipped, latest[0] if latest else None, rank=dist.rank)
     step = 0
     if latest:
-        _restore(latest[1], optimizer)
+        _restore(latest[1], optimizer, model, dist)
         step = latest[0]
     else:
         torch.manual_seed(config.seed)  # dropout, if the model has any
     metrics = out / "metrics.jsonl"
-    _keep_metrics_until(metrics, step)
+    if dist.main:
+        _keep_metrics_until(metrics, step)
     model.train()
     while step < total:
         if stop_at is not None and step >= stop_at:
@@ -331,22 +414,23 @@ def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
         epoch, k = divmod(step, steps_per_epoch)
         picked = [train[i] for i in epoch_order(len(train), config.seed, epoch)[k * per_step:(k + 1) * per_step]]
         lr = lr_at(config, step, total)
-        step_loss, n_tokens, grad_norm = sft_step(model, optimizer, picked, config, lr, pad_id)
+        step_loss, n_tokens, grad_norm = sft_step(model, optimizer, picked, config, lr, pad_id, dist)
         step += 1
         result.last_loss = step_loss
         row: dict[str, Any] = {"step": step, "epoch": epoch, "loss": step_loss, "tokens": n_tokens,
                                "sequences": len(picked), "lr": lr, "grad_norm": grad_norm}
         end_of_epoch = step % steps_per_epoch == 0
         if end_of_epoch and held:
-            row["eval_loss"] = evaluate(model, held, config.batch_size, pad_id, config.device, config.ce_chunk)
-        with metrics.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
+            row["eval_loss"] = evaluate(model, held, config.batch_size, pad_id, dist.device, config.ce_chunk, dist)
+        if dist.main:
+            with metrics.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
         due = step % config.save_every == 0 if config.save_every else end_of_epoch
         if due or step == total:  # the last step too, so that a finished run resumes as done
-            save_checkpoint(out, step, model, tokenizer, optimizer, config.keep_checkpoints)
+            save_checkpoint(out, step, model, tokenizer, optimizer, config.keep_checkpoints, dist)
     result.steps = step
     final = out / "final"
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
+    save_model(model, tokenizer, final, dist)
+    dist.barrier()
     result.final = final
     return result

@@ -205,3 +205,17 @@ def test_learning_rate_schedule_by_hand(model_dir, run_dir, tmp_path):
     want = [0.5, 1.0, 1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4)), 0.0]
     assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(got, want))
     assert lr_at(config(model_dir, run_dir, tmp_path, lr=0.1), 5, 6) == 0.1
+
+
+def test_several_runs_make_one_mixed_pool(tmp_path, model_dir, run_dir):
+    """`data: [run, run]` (mixed-domain SFT): every run's conversations in one pool; an id
+    already seen in an earlier run is left out with the reason."""
+    other = make_run(tmp_path / "other", n=6, seed=5)
+    lines = (other / "instances.jsonl").read_text().replace('"toy-', '"other-')
+    (other / "instances.jsonl").write_text(lines)
+    result = train_sft(config(model_dir, run_dir, tmp_path / "out", data=[str(run_dir), str(other), str(run_dir)],
+                              epochs=1))
+    assert result.train_size == 18 and result.steps == math.ceil(18 / 4)
+    assert len(result.skipped) == 12 and all("duplicate id" in s for s in result.skipped)
+    data = json.loads((tmp_path / "out" / "data.json").read_text())
+    assert data["run"] == [str(run_dir), str(other), str(run_dir)] and data["train"] == 18

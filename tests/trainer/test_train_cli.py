@@ -77,3 +77,14 @@ def test_bad_inputs_exit_2(app, tmp_path):
     assert got.exit_code == 2
     got = invoke(app, "train", "build-tiny", tmp_path / "nowhere", "-o", tmp_path / "t")
     assert got.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["sft_tiny.yaml", "sft_8gpu.yaml", "grpo_tiny.yaml", "grpo_8gpu.yaml"])
+def test_shipped_configs_are_valid(repo_root, name):
+    """The example configs under configs/ load (a renamed or removed setting fails here)."""
+    from trainer.grpo import load_grpo_config
+    from trainer.sft import load_config
+
+    path = repo_root / "configs" / name
+    config = (load_config if name.startswith("sft") else load_grpo_config)(path)
+    assert config.out.startswith("out/")
