@@ -127,12 +127,15 @@ class ModelUser:
     answers a closing message of the user's."""
 
     def __init__(self, model: Any, tokenizer: Any, max_turns: int = 8, temperature: float = 1.0,
-                 max_new_tokens: int = 128, parse: Any = None) -> None:
+                 max_new_tokens: int = 128, parse: Any = None, generate: Any = None) -> None:
+        """`generate` replaces HF generation (prompt ids in, generated ids out, batched as
+        in rollout.run_episodes): a vLLM engine, or a scripted user model in tests."""
         from .tiny import parse_assistant
 
         self.model, self.tokenizer = model, tokenizer
         self.max_turns, self.temperature, self.max_new_tokens = max_turns, temperature, max_new_tokens
         self.parse = parse or parse_assistant
+        self.generate = generate
 
     @classmethod
     def from_pretrained(cls, path: str, device: str = "cpu", **kwargs: Any) -> ModelUser:
@@ -162,7 +165,10 @@ class ModelUser:
         tools = [t if t.get("type") == "function" else {"type": "function", "function": t}
                  for t in task.get("user_tools") or [] if isinstance(t, dict)]
         ids = prompt_ids(self.tokenizer, view, tools)
-        (generated,) = generate_batch(self.model, self.tokenizer, [ids], self.temperature, self.max_new_tokens)
+        if self.generate is not None:
+            (generated,) = self.generate([ids])
+        else:
+            (generated,) = generate_batch(self.model, self.tokenizer, [ids], self.temperature, self.max_new_tokens)
         text = self.tokenizer.decode(generated, skip_special_tokens=False)
         message = self.parse(text)
         if message.get("tool_calls"):

@@ -83,3 +83,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def recorded_turns(tokenizer, messages: list[dict], tools: list[dict]):
+    """A `generate` that answers each prompt with the next recorded assistant turn of
+    `messages`, token for token as the chat template renders it: what a model that learned
+    the format (and the conversation) produces."""
+    from trainer.tokenize import encode, render
+
+    turns = []
+    for i, m in enumerate(messages):
+        if m["role"] == "assistant":
+            prompt = render(tokenizer, messages[:i], tools, add_generation_prompt=True)
+            body = render(tokenizer, messages[:i + 1], tools)[len(prompt):]
+            turns.append(encode(tokenizer, body[:body.rindex(tokenizer.eos_token) + len(tokenizer.eos_token)]))
+    return lambda prompts: [turns.pop(0) for _ in prompts]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer import one_torch_thread  # noqa: F401  # the autouse fixture
+from tests.trainer import one_torch_thread, recorded_turns  # noqa: F401  # the autouse fixture
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -22,7 +22,7 @@ from trainer.rollout import (Rollout, RolloutConfig, load_tasks, run_episodes,  
                              sequence_logprobs)
 from trainer.sft import load_model_and_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_from_run  # noqa: E402
-from trainer.tokenize import encode, render, tokenize_conversation  # noqa: E402
+from trainer.tokenize import tokenize_conversation  # noqa: E402
 from trainer.user_sim import ScriptedUser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,16 +47,8 @@ def mini(tmp_path_factory):
 
 
 def teacher(tokenizer, task):
-    """A policy that generates the recorded agent turns, token for token as the template
-    renders them: what a model that learned the format produces."""
-    messages = agent_view(task.record["messages"])
-    turns = []
-    for i, m in enumerate(messages):
-        if m["role"] == "assistant":
-            prompt = render(tokenizer, messages[:i], task.tools, add_generation_prompt=True)
-            body = render(tokenizer, messages[:i + 1], task.tools)[len(prompt):]
-            turns.append(encode(tokenizer, body[:body.rindex(tokenizer.eos_token) + len(tokenizer.eos_token)]))
-    return lambda prompts: [turns.pop(0) for _ in prompts]
+    """A policy that generates the recorded agent turns (tests.trainer.recorded_turns)."""
+    return recorded_turns(tokenizer, agent_view(task.record["messages"]), task.tools)
 
 
 def test_rollout_ids_equal_tokenize_conversation(mini):
