@@ -78,12 +78,12 @@ def test_sft_of_the_user_model_then_sampled_episodes(telecom):
     base, run, model_dir, dual = telecom
     out = base / "sft_user"
     result = train_sft(SFTConfig(model=str(model_dir), data=str(run), out=str(out), role="user", batch_size=4,
-                                 epochs=2, lr=3e-3, max_length=4096))
+                                 epochs=1, lr=3e-3, max_length=4096))
     assert result.train_size == 12 and result.final is not None
     rows = (out / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == result.steps == 6
+    assert len(rows) == result.steps == 3
     policy, tok = load_model_and_tokenizer(model_dir)
     user = ModelUser.from_pretrained(str(result.final), max_turns=3, max_new_tokens=16)
-    got = run_episodes(policy, tok, dual[:2], user, RolloutConfig(max_turns=3, max_new_tokens=8))
+    got = run_episodes(policy, tok, dual[:1] * 2, user, RolloutConfig(max_turns=3, max_new_tokens=8))
     assert len(got) == 2 and all(r.reward in (0.0, 1.0) and r.turns >= 1 for r in got)
     assert all(m["role"] == "user" for r in got for m in r.messages if m.get("side") == "user" and "tool_calls" in m)
