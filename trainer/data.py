@@ -18,16 +18,19 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from runtime.store.export import view_of
 from runtime.store.verify import INSTANCES, RunDirError, open_run_dir, read_records
 
 ROLES = ("agent", "user")
+T = TypeVar("T")
 
 __all__ = [
     "ROLES",
     "Conversation",
     "RunDirError",
+    "first_of_each_id",
     "held_out",
     "load_conversations",
     "load_instances",
@@ -76,6 +79,19 @@ def load_conversations(run_dir: Path | str, role: str = "agent") -> tuple[list[C
         conversations.append(Conversation(rid, index if isinstance(index, int) else -1, role,
                                           messages, tools, record))
     return conversations, problems
+
+
+def first_of_each_id(items: Sequence[T], seen: set[str], problems: list[str], where: str) -> list[T]:
+    """The items (anything with an `.id`) whose id is not in `seen` yet, which this adds;
+    an id seen before (in this source or an earlier one) is left out, with where and why."""
+    kept = []
+    for item in items:
+        if item.id in seen:
+            problems.append(f"{where}: {item.id}: duplicate id")
+            continue
+        seen.add(item.id)
+        kept.append(item)
+    return kept
 
 
 def held_out(instance_id: str, fraction: float, salt: str = "eigen") -> bool:

@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .data import first_of_each_id
 from .tokenize import TokenizeError, encode, render
 from .user_sim import ScriptedUser, UserSimulator
 
@@ -98,18 +99,13 @@ def load_tasks(sources: Sequence[str | Path], domain: str | None = None) -> tupl
         records, bad = read_records(file)
         problems += [f"{file}: {p}" for p in bad]
         worlds = _Worlds(run_dir, manifest, domain)
+        made = []
         for record in records:
-            rid = record.get("id")
             try:
-                task = _task_of(record, worlds)
+                made.append(_task_of(record, worlds))
             except Exception as exc:  # noqa: BLE001  # verify's _Problem or a malformed record
-                problems.append(f"{file}: {rid}: {exc}")
-                continue
-            if task.id in seen:
-                problems.append(f"{file}: {rid}: duplicate id")
-                continue
-            seen.add(task.id)
-            tasks.append(task)
+                problems.append(f"{file}: {record.get('id')}: {exc}")
+        tasks += first_of_each_id(made, seen, problems, str(file))
     return tasks, problems
 
 

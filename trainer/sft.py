@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .data import Conversation, RunDirError, load_conversations, split
+from .data import Conversation, RunDirError, first_of_each_id, load_conversations, split
 from .distributed import Distributed, Parallel
 from .tokenize import Tokenized, TokenizeError, collate, tokenize_conversation
 
@@ -357,12 +357,7 @@ def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
         except RunDirError as exc:
             raise SFTError(str(exc)) from exc
         problems += [f"{source}: {p}" for p in bad] if len(sources) > 1 else bad
-        for c in got:
-            if c.id in seen:
-                problems.append(f"{source}: {c.id}: duplicate id (also in an earlier run)")
-                continue
-            seen.add(c.id)
-            conversations.append(c)
+        conversations += first_of_each_id(got, seen, problems, str(source))
     return conversations, problems
 
 
