@@ -40,6 +40,7 @@ from typing import Any, Literal, TypeVar
 
 Parallel = Literal["ddp", "fsdp"]
 T = TypeVar("T")
+BUCKET = 1 << 25  # gradient elements per all-reduce (128 MB in float32)
 
 
 def launched_world() -> int:
@@ -130,21 +131,31 @@ class Distributed:
         return model
 
     def sync_grads(self, model: Any) -> None:
-        """ddp: sum every gradient over the ranks in one flat all-reduce (a rank that had no
-        data contributes zeros). fsdp did this in backward already."""
+        """ddp: sum every gradient over the ranks, in float32 buckets of BUCKET elements (a
+        rank that had no data contributes zeros). fsdp did this in backward already."""
         if self.world == 1 or self.sharded:
             return
         import torch
         import torch.distributed as dist
 
         params = [p for p in model.parameters() if p.requires_grad]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])  # [sum of numel]
-        dist.all_reduce(flat)
-        offset = 0
-        for p, g in zip(params, grads):
-            p.grad = flat[offset:offset + g.numel()].view_as(g).clone()
-            offset += g.numel()
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        start = 0
+        while start < len(params):
+            end, size = start, 0
+            while end < len(params) and (end == start or size + params[end].numel() <= BUCKET):
+                size += params[end].numel()
+                end += 1
+            bucket = params[start:end]
+            flat = torch.cat([p.grad.reshape(-1).float() for p in bucket])  # [size]
+            dist.all_reduce(flat)
+            offset = 0
+            for p in bucket:
+                p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+                offset += p.numel()
+            start = end
 
     def chunk(self, ce_chunk: int) -> int:
         """The chunk size chunked_ce may use: 0 (whole logits) when sharded (see the docstring)."""

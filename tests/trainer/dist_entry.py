@@ -9,6 +9,7 @@
   policy fails every task, so without this no group carries signal and nothing updates).
 - `update`: one GRPO policy update on a fixed synthetic batch (CONFIG holds a GRPOConfig
   plus `batch_seed`), each rank taking every N-th trajectory; writes the model to `out`.
+  Gradient buckets are made small, so the ddp sum crosses many of them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def update(data: dict) -> None:
     from trainer.grpo import GRPOConfig, update_on
     from trainer.sft import load_model_and_tokenizer, save_model
 
+    import trainer.distributed
+
+    trainer.distributed.BUCKET = 1000  # ddp: many all-reduce buckets, some of one parameter bigger than this
     batch_seed = data.pop("batch_seed")
     config = GRPOConfig(**data)
     dist = Distributed.start(config.parallel, config.device)
