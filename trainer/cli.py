@@ -77,14 +77,17 @@ def register(app: typer.Typer) -> None:
     def build_tiny_cmd(run: Path = typer.Argument(..., help="a run directory"),
                        out: Path = typer.Option(..., "-o", "--out", help="model folder to write"),
                        vocab_size: int = typer.Option(512, help="BPE vocabulary size"),
-                       seed: int = typer.Option(0, help="weight initialisation seed")) -> None:
+                       seed: int = typer.Option(0, help="weight initialisation seed"),
+                       hidden: int = typer.Option(64, min=8, help="hidden size"),
+                       layers: int = typer.Option(2, min=1, help="decoder layers")) -> None:
         """A tiny random LM whose tokenizer is trained on the run (for CPU demos and tests)."""
         from .data import RunDirError
         from .tiny import build_tiny_from_run
 
         try:
-            path, problems = build_tiny_from_run(run, out, vocab_size=vocab_size, seed=seed)
-        except RunDirError as exc:
+            path, problems = build_tiny_from_run(run, out, vocab_size=vocab_size, seed=seed, hidden=hidden,
+                                                 layers=layers)
+        except (RunDirError, ValueError) as exc:  # a bad run, or a shape the model cannot take
             _fail(str(exc))
         typer.echo(f"tiny model → {path}" + (f" ({len(problems)} record(s) skipped)" if problems else ""))
 

@@ -98,11 +98,16 @@ class Distributed:
         """FSDP averages gradients over ranks; the loss is scaled so they add up instead."""
         return float(self.world) if self.sharded else 1.0
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group; `wait` (the normal end) first waits for every rank, so
+        that none tears the group down while another still talks to it (gloo aborts then).
+        After an error, ranks do not wait: the others may never get there."""
         if self.world > 1:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if wait:
+                    dist.barrier()
                 dist.destroy_process_group()
 
     # ------------------------------------------------------------ the model

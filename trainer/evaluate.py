@@ -99,21 +99,19 @@ def evaluate(model: Any, tasks: str | Path | Sequence[Any], trials: int = 4, use
 
 
 def print_table(report: EvalReport, console: Any = None) -> None:
-    """pass^k and pass@k per domain as a rich table."""
+    """pass^k and pass@k per domain as a rich table: a row per (domain, k), so that it
+    stays readable in 80 columns whatever the number of trials."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{report.model}: {len(report.per_task)} tasks × {report.trials} trials")
-    table.add_column("domain")
-    table.add_column("tasks", justify="right")
-    for k in range(1, report.trials + 1):
-        table.add_column(f"pass^{k}", justify="right")
-    for k in range(1, report.trials + 1):
-        table.add_column(f"pass@{k}", justify="right")
+    for name in ("domain", "tasks", "k", "pass^k", "pass@k"):
+        table.add_column(name, justify="left" if name == "domain" else "right", no_wrap=True)
     rows = [(d, report.scores(d), sum(1 for t in report.per_task.values() if t["domain"] == d))
             for d in report.domains()]
     rows.append(("all", report.scores(), len(report.per_task)))
     for d, s, n in rows:
-        table.add_row(d, str(n), *[f"{s['pass^k'][k]:.3f}" for k in range(1, report.trials + 1)],
-                      *[f"{s['pass@k'][k]:.3f}" for k in range(1, report.trials + 1)])
+        for k in range(1, report.trials + 1):
+            table.add_row(d if k == 1 else "", str(n) if k == 1 else "", str(k), f"{s['pass^k'][k]:.3f}",
+                          f"{s['pass@k'][k]:.3f}", end_section=k == report.trials)
     (console or Console()).print(table)

@@ -351,9 +351,12 @@ def train_grpo(config: GRPOConfig, stop_at: int | None = None) -> GRPOResult:
     this; rank 0 writes the files."""
     dist = Distributed.start(config.parallel, config.device)
     try:
-        return _train_grpo(config, stop_at, dist)
-    finally:
-        dist.close()
+        result = _train_grpo(config, stop_at, dist)
+    except BaseException:
+        dist.close(wait=False)
+        raise
+    dist.close()
+    return result
 
 
 def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> GRPOResult:

@@ -341,9 +341,12 @@ def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
     Under torchrun every rank calls this; rank 0 writes the files."""
     dist = Distributed.start(config.parallel, config.device)
     try:
-        return _train_sft(config, stop_at, dist)
-    finally:
-        dist.close()
+        result = _train_sft(config, stop_at, dist)
+    except BaseException:
+        dist.close(wait=False)
+        raise
+    dist.close()
+    return result
 
 
 def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:

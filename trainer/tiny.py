@@ -137,6 +137,8 @@ def tiny_model(config: Any, seed: int = 0) -> Any:
 def build_tiny(out_dir: Path | str, texts: Iterable[str], vocab_size: int = 512, hidden: int = 64,
                layers: int = 2, heads: int = 4, max_positions: int = 8192, seed: int = 0) -> Path:
     """Train a tokenizer on `texts`, make a model for it and save both to `out_dir`."""
+    if hidden % heads:
+        raise ValueError(f"hidden size {hidden} is not a multiple of the {heads} attention heads")
     tokenizer = train_tokenizer(texts, vocab_size)
     config = tiny_config(len(tokenizer), hidden, layers, heads, max_positions,
                          tokenizer.pad_token_id, tokenizer.eos_token_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.trainer import one_torch_thread  # noqa: F401  # the autouse fixture
-from trainer.evaluate import EvalReport, aggregate, pass_at_k, pass_hat_k
+from trainer.evaluate import EvalReport, aggregate, pass_at_k, pass_hat_k, print_table
 
 ROOT = Path(__file__).resolve().parents[2]
 MINI = str(ROOT / "tests" / "fixtures" / "mini")
@@ -67,3 +67,17 @@ def test_evaluate_runs_every_task_k_times(tmp_path):
     assert report.scores()["pass^k"][2] == 1.0
     again = evaluate(model_dir, run, trials=2, max_turns=2, max_new_tokens=8, domain=MINI)
     assert again.per_task == report.per_task
+
+
+def test_the_table_has_a_row_per_domain_and_k_and_fits_80_columns():
+    from rich.console import Console
+
+    report = EvalReport("out/a/very/long/model/path/final", 8,
+                        {"a": {"domain": "mini", "n": 8, "c": 6}, "b": {"domain": "mini", "n": 8, "c": 2}})
+    console = Console(width=80, record=True)
+    print_table(report, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    assert len(rows) == 16  # (mini, all) × k = 1..8
+    assert "│ mini   │     2 │ 1 │  0.500 │  0.500 │" in text  # (6/8 + 2/8) / 2 both ways at k = 1
