@@ -21,7 +21,7 @@ One step:
 `out/` holds `config.json`, `tasks.json` (train/held-out ids, problems), `metrics.jsonl`
 (one row per step: reward mean, filtered fraction, refills, tokens, clip fraction, loss,
 rollout and train seconds), `curves.png`, `rollouts.jsonl` (when `log_rollouts`),
-`checkpoints/step-NNNNNNNN/` (as trainer/sft.py writes them) and `final/`.
+`checkpoints/step-NNNNNNNN/` (as trainer/sft.py writes them) and `final/`; `curves.png` by trainer/curves.py.
 
 Under torchrun (`eigen train grpo CONFIG --nproc N`, trainer/distributed.py) every rank
 samples the same tasks and rolls out every N-th group; the rewards of all groups are
@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .curves import plot_metrics
 from .data import held_out
 from .distributed import Distributed, Parallel
 from .rollout import (
@@ -463,35 +464,3 @@ def _engine(config: GRPOConfig, checkpoint: Path | None, dist: Distributed) -> A
         return RayRollouts(config.rollout_workers, str(checkpoint or config.model), config.data, config.user,
                            config.rollout_config(), config.domain)
     return None
-
-
-def plot_metrics(metrics: Path, png: Path) -> Path | None:
-    """Reward, filtered fraction, clip fraction and the time split per step, as PNG curves."""
-    rows = []
-    for line in metrics.read_text(encoding="utf-8").splitlines() if metrics.is_file() else []:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6))
-    for ax, key in zip(axes.flat[:3], ("reward_mean", "filtered_frac", "clip_frac")):
-        ax.plot(steps, [r.get(key, 0.0) for r in rows], marker=".")
-        ax.set_title(key)
-        ax.set_xlabel("step")
-    ax = axes.flat[3]
-    ax.plot(steps, [r.get("rollout_s", 0.0) for r in rows], label="rollout")
-    ax.plot(steps, [r.get("train_s", 0.0) for r in rows], label="train")
-    ax.set_title("seconds per step")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
-    return png
