@@ -20,8 +20,8 @@ One step:
 
 `out/` holds `config.json`, `tasks.json` (train/held-out ids, problems), `metrics.jsonl`
 (one row per step: reward mean, filtered fraction, refills, tokens, clip fraction, loss,
-rollout and train seconds), `curves.png`, `rollouts.jsonl` (when `log_rollouts`),
-`checkpoints/step-NNNNNNNN/` (as trainer/sft.py writes them) and `final/`; `curves.png` by trainer/curves.py.
+rollout and train seconds), `curves.png` (trainer/curves.py), `rollouts.jsonl` (when `log_rollouts`),
+`checkpoints/step-NNNNNNNN/` (as trainer/sft.py writes them) and `final/`.
 
 Under torchrun (`eigen train grpo CONFIG --nproc N`, trainer/distributed.py) every rank
 samples the same tasks and rolls out every N-th group; the rewards of all groups are
