@@ -1,11 +1,11 @@
 """Data-parallel training over `torchrun` processes: replicated (DDP) or sharded (FSDP2).
 
     eigen train sft CONFIG --nproc 8        # = torchrun --standalone --nproc-per-node 8 ... (launch)
-    dist = Distributed.start(config.parallel, config.device)   # world 1 outside torchrun
-    model = dist.wrap(model)                 # fsdp: fully_shard each decoder layer, then the root
-    ... every rank runs the same number of forward passes (`rank_batches`, `idle_pass`) ...
-    dist.sync_grads(model)                   # ddp: one all-reduce (sum) of the flat gradients
-    state = dist.model_state(model)          # full weights on rank 0 (a collective: all ranks call it)
+    with Distributed.session(config.parallel, config.device) as dist:   # world 1 outside torchrun
+        model = dist.wrap(model)             # fsdp: fully_shard each decoder layer, then the root
+        ... every rank runs the same number of forward passes (`rank_batches`, `idle_pass`) ...
+        dist.sync_grads(model)               # ddp: all-reduce (sum) of the gradients, in buckets
+        state = dist.model_state(model)      # full weights on rank 0 (a collective: all ranks call it)
 
 What one step means does not depend on how many processes run it: the loss of a step is
 summed over all its tokens, on whichever rank they are, and divided by the step's token
@@ -30,11 +30,12 @@ tested) on CPU; `configs/README.md` says how to launch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -84,6 +85,19 @@ class Distributed:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         return cls(rank, world, local, mode, device)
+
+    @classmethod
+    @contextlib.contextmanager
+    def session(cls, mode: Parallel, device: str) -> Iterator[Distributed]:
+        """`start`, then `close` on the way out: waiting for every rank after a normal end,
+        not after an error (see `close`)."""
+        dist = cls.start(mode, device)
+        try:
+            yield dist
+        except BaseException:
+            dist.close(wait=False)
+            raise
+        dist.close()
 
     @property
     def main(self) -> bool:

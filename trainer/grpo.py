@@ -350,14 +350,8 @@ def train_grpo(config: GRPOConfig, stop_at: int | None = None) -> GRPOResult:
     """Train (or resume) per `config`; `stop_at` ends the call after that many steps
     without a checkpoint there, as an interruption would. Under torchrun every rank calls
     this; rank 0 writes the files."""
-    dist = Distributed.start(config.parallel, config.device)
-    try:
-        result = _train_grpo(config, stop_at, dist)
-    except BaseException:
-        dist.close(wait=False)
-        raise
-    dist.close()
-    return result
+    with Distributed.session(config.parallel, config.device) as dist:
+        return _train_grpo(config, stop_at, dist)
 
 
 def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> GRPOResult:

@@ -339,14 +339,8 @@ def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
     """Train (or resume) per `config`. `stop_at` ends the call after that many steps in
     total without a checkpoint there, as an interruption would (for tests and demos).
     Under torchrun every rank calls this; rank 0 writes the files."""
-    dist = Distributed.start(config.parallel, config.device)
-    try:
-        result = _train_sft(config, stop_at, dist)
-    except BaseException:
-        dist.close(wait=False)
-        raise
-    dist.close()
-    return result
+    with Distributed.session(config.parallel, config.device) as dist:
+        return _train_sft(config, stop_at, dist)
 
 
 def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
