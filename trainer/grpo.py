@@ -34,6 +34,7 @@ receive the same copy).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -374,8 +375,9 @@ def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> G
     latest = checkpoints(out)[-1] if checkpoints(out) else None
     start = latest[1] if latest else config.model
     model, tokenizer = load_model_and_tokenizer(start, dist.load_dtype(config.dtype), dist.device)
-    # under FSDP the policy is sharded: HF rollouts generate from a whole copy, refreshed each step
-    replica = load_model_and_tokenizer(start, config.dtype, dist.device)[0].eval() \
+    # under FSDP the policy is sharded: HF rollouts generate from a whole copy (made before
+    # sharding, in the compute dtype), refreshed each step
+    replica = copy.deepcopy(model).to(getattr(torch, config.dtype)).eval() \
         if dist.sharded and config.engine == "hf" else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     reference = None
