@@ -29,38 +29,41 @@ COMPENSATION = {"cancelled": 100, "delayed": 50}
 # Flight-date statuses: which ones mean the plane has left the ground.
 DEPARTED_STATUSES = ("landed", "flying")
 
+# --- τ²-bench's fixed answers ---------------------------------------------------------------
+
+# Ids of new reservations and certificates: the first one not taken (a task makes at most three).
+NEW_RESERVATION_IDS = ("HATHAT", "HATHAU", "HATHAV")
+NEW_CERTIFICATE_IDS = ("certificate_3221322", "certificate_3221323", "certificate_3221324")
+
 # --- airports: IATA code, city, latitude, longitude ----------------------------------------
 
+# The airports of τ²-bench's airline, in the order and with the city names its
+# `list_all_airports` answers (whatever the database holds); the generator draws from these,
+# so a generated world's flights are all listed.
 AIRPORTS: list[tuple[str, str, float, float]] = [
-    ("ATL", "Atlanta", 33.64, -84.43),
-    ("BOS", "Boston", 42.36, -71.01),
-    ("CLT", "Charlotte", 35.21, -80.94),
-    ("DEN", "Denver", 39.86, -104.67),
-    ("DFW", "Dallas-Fort Worth", 32.90, -97.04),
-    ("DTW", "Detroit", 42.21, -83.35),
-    ("EWR", "Newark", 40.69, -74.17),
-    ("IAH", "Houston", 29.99, -95.34),
-    ("JFK", "New York", 40.64, -73.78),
-    ("LAS", "Las Vegas", 36.08, -115.15),
-    ("LAX", "Los Angeles", 33.94, -118.41),
-    ("LGA", "New York", 40.78, -73.87),
-    ("MCO", "Orlando", 28.43, -81.31),
-    ("MIA", "Miami", 25.80, -80.29),
-    ("MSP", "Minneapolis", 44.88, -93.22),
-    ("ORD", "Chicago", 41.98, -87.90),
-    ("PHL", "Philadelphia", 39.87, -75.24),
-    ("PHX", "Phoenix", 33.43, -112.01),
-    ("SEA", "Seattle", 47.45, -122.31),
     ("SFO", "San Francisco", 37.62, -122.38),
-    ("SAN", "San Diego", 32.73, -117.19),
-    ("PDX", "Portland", 45.59, -122.60),
-    ("AUS", "Austin", 30.19, -97.67),
-    ("BNA", "Nashville", 36.12, -86.68),
-    ("SLC", "Salt Lake City", 40.79, -111.98),
-    ("DCA", "Washington", 38.85, -77.04),
-    ("MSY", "New Orleans", 29.99, -90.26),
+    ("JFK", "New York", 40.64, -73.78),
+    ("LAX", "Los Angeles", 33.94, -118.41),
+    ("ORD", "Chicago", 41.98, -87.90),
+    ("DFW", "Dallas", 32.90, -97.04),
+    ("DEN", "Denver", 39.86, -104.67),
+    ("SEA", "Seattle", 47.45, -122.31),
+    ("ATL", "Atlanta", 33.64, -84.43),
+    ("MIA", "Miami", 25.80, -80.29),
+    ("BOS", "Boston", 42.36, -71.01),
+    ("PHX", "Phoenix", 33.43, -112.01),
+    ("IAH", "Houston", 29.99, -95.34),
+    ("LAS", "Las Vegas", 36.08, -115.15),
+    ("MCO", "Orlando", 28.43, -81.31),
+    ("EWR", "Newark", 40.69, -74.17),
+    ("CLT", "Charlotte", 35.21, -80.94),
+    ("MSP", "Minneapolis", 44.88, -93.22),
+    ("DTW", "Detroit", 42.21, -83.35),
+    ("PHL", "Philadelphia", 39.87, -75.24),
+    ("LGA", "LaGuardia", 40.78, -73.87),
 ]
-AIRPORT_CITY: dict[str, str] = {code: city for code, city, _, _ in AIRPORTS}
+LISTED_AIRPORTS: list[tuple[str, str]] = [(code, city) for code, city, _, _ in AIRPORTS]
+AIRPORT_CITY: dict[str, str] = dict(LISTED_AIRPORTS)
 
 # --- people and places ----------------------------------------------------------------------
 

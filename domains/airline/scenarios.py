@@ -4,8 +4,10 @@
 about; `task(rng, world, seed)` plans the path a policy-following agent takes: look the user
 up, read the reservation (or search flights), then the write. Entities are sampled the way
 callers come: mostly about upcoming trips, sometimes about any reservation. Nothing is
-filtered for feasibility: a basic-economy flight change, a sold-out cabin, a gift card short of
-funds or a trip already flown makes the gold path fail, and TaskValidation rejects it.
+filtered for feasibility: a sold-out cabin or a gift card short of funds makes the gold path
+fail, a basic-economy flight change, an ineligible cancellation or a trip already flown makes
+it break a `policy:` check of domain.yaml (the tools, like τ²-bench's, let such calls run),
+and TaskValidation rejects it either way.
 
 Labels stay honest where the tools are looser than the policy: a cancellation whose only
 ground is insurance gets a covered reason (health or weather), and a compensation request the
@@ -203,9 +205,11 @@ def _plan_cabin(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     res, user = db["reservations"][rid], db["users"][ctx["user_id"]]
     cabin = _cabin_choice(rng, res["cabin"])
     pay = _pay_method(rng, user)
-    calls = [_identify(user["user_id"]), _read_res(rid)]
-    extras = [gold_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=g["date"])
-              for g in res["flights"]]
+    # the new cabin's prices, so that the fare difference can be worked out and told
+    calls = [_identify(user["user_id"]), _read_res(rid)] + [
+        gold_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=g["date"])
+        for g in res["flights"]]
+    extras: list[dict] = []
     spare = [c for c in data.CABINS if c not in (cabin, res["cabin"])]
     alternatives = {"cabin": spare[0]} if diff["level"] == "hard" and spare else {}
     write = gold_call("update_reservation_flights", reservation_id=rid, cabin=cabin, flights=_legs(res),
@@ -240,16 +244,19 @@ def _plan_change_date(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     days = rng.choice(fits) if fits else 1
     new = _shift(legs, days)
     pay = _pay_method(rng, user)
-    calls = [_identify(user["user_id"]), _read_res(rid)]
-    extras = [gold_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=n["date"])
-              for g, n in zip(res["flights"], new)]
+    # the new day's prices, so that the fare difference can be worked out and told
+    calls = [_identify(user["user_id"]), _read_res(rid)] + [
+        gold_call("search_direct_flight", origin=g["origin"], destination=g["destination"], date=n["date"])
+        for g, n in zip(res["flights"], new)]
+    extras: list[dict] = []
     spare = [d for d in fits if d != days]
     alternatives = {"date": _shift(legs, spare[0])[0]["date"]} if diff["level"] == "hard" and spare else {}
     write = gold_call("update_reservation_flights", reservation_id=rid, cabin=res["cabin"], flights=new,
                   payment_id=pay)
     when = "later" if days > 0 else "earlier"
+    shift = f"{abs(days)} day{'s' if abs(days) != 1 else ''} {when}"
     return {
-        "objective": f"Move reservation {rid} {abs(days)} day(s) {when}, leaving on {new[0]['date']} on "
+        "objective": f"Move reservation {rid} {shift}, leaving on {new[0]['date']} on "
                      f"the same flights and cabin, paying any difference with {pay}.",
         "known": {"user_id": user["user_id"], "reservation_id": rid, "new_date": new[0]["date"],
                   "payment_method": pay},
@@ -259,7 +266,7 @@ def _plan_change_date(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         "must_not": ["change the cabin", "cancel the reservation"],
         "subgoals": ["ask whether the new flights cost more"],
         "alternatives": alternatives,
-        "say": {"new_date": f"{abs(days)} day(s) {when}"},
+        "say": {"new_date": f"I want to leave {shift}, on {new[0]['date']}"},
     }
 
 
@@ -290,7 +297,7 @@ def _plan_passengers(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
             f"{p['first_name']} {p['last_name']} ({p['dob']})" for p in passengers)],
         "must_not": ["change the number of passengers", "change the other passengers"],
         "subgoals": [],
-        "say": {},
+        "say": {"passenger_change": f"I need to {change}"},
     }
 
 
@@ -388,7 +395,7 @@ def _plan_booking(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     trip = ", ".join(f"{f['flight_number']} on {f['date']}" for f in ctx["flights"])
     return {
         "objective": f"Book a {'round-trip' if ctx['flight_type'] == 'round_trip' else 'one-way'} trip from {ctx['origin']} to "
-                     f"{ctx['destination']} ({trip}) in {CABIN_WORDS[cabin]} for {n} passenger(s).",
+                     f"{ctx['destination']} ({trip}) in {CABIN_WORDS[cabin]} for {n} passenger{'s' if n > 1 else ''}.",
         "known": {"user_id": user["user_id"], "origin": ctx["origin"], "destination": ctx["destination"],
                   "flights": trip, "cabin": cabin, "passengers": passengers, "checked_bags": bags,
                   "insurance": insurance, "payment": payments},
@@ -455,6 +462,32 @@ def _plan_compensation(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     }
 
 
+def _plan_flight_status(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
+    """A question, no write: the status of one flight of the caller's reservation, which the
+    agent must tell (`inform`: the verifier's communicate check)."""
+    db, rid = world.db, ctx["reservation_id"]
+    res, user = db["reservations"][rid], db["users"][ctx["user_id"]]
+    leg = rng.choice(res["flights"])
+    day = _day_status(db, leg["flight_number"], leg["date"])
+    calls = [_identify(user["user_id"]), _read_res(rid)]
+    extras = [c for c in _status_reads(res) if c["arguments"] != {"flight_number": leg["flight_number"],
+                                                                  "date": leg["date"]}]
+    ask = gold_call("get_flight_status", flight_number=leg["flight_number"], date=leg["date"])
+    return {
+        "objective": f"Find out the status of flight {leg['flight_number']} on {leg['date']} "
+                     f"(reservation {rid}).",
+        "known": {"user_id": user["user_id"], "reservation_id": rid, "flight_number": leg["flight_number"],
+                  "date": leg["date"]},
+        "gold_calls": pad_reads(calls, extras, diff, [ask]),
+        "inform": [day["status"]] if day else [],  # no such flight day: the read fails, TaskValidation says so
+        "must": [f"the user is told that flight {leg['flight_number']} on {leg['date']} is "
+                 f"{day['status'] if day else 'unknown'}"],
+        "must_not": ["change the reservation"],
+        "subgoals": ["ask whether the other flights of the trip are on time"] if len(res["flights"]) > 1 else [],
+        "say": {},
+    }
+
+
 # intent → (weight, seed picker, planner)
 INTENTS: Intents = {
     "cancel_reservation": (0.8, _seed_reservation, _plan_cancel),
@@ -464,6 +497,7 @@ INTENTS: Intents = {
     "update_passengers": (0.7, _seed_reservation, _plan_passengers),
     "book_reservation": (1.0, _seed_booking, _plan_booking),
     "compensation_certificate": (0.7, _seed_compensation, _plan_compensation),
+    "flight_status": (0.4, _seed_reservation, _plan_flight_status),
 }
 
 

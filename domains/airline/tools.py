@@ -1,14 +1,17 @@
 """Tools of the airline domain: read the world, book, change and cancel reservations.
 
 Each tool is `def tool(ctx, **params)`: `ctx.db` is a copy-on-write view of the `FlightDB`
-state, `ctx.now` the domain's fixed clock. The environment checks the parameter schema and
-the `requires:` preconditions of domain.yaml before a call; the rules that need the
-computation itself (prices, route shape, balances, eligibility) are checked here and refused
-with `ToolError`, which leaves the state untouched (every call is atomic).
+state. The tools do exactly what τ²-bench's airline tools do (commit a2c0247), τ²-bench being
+the ground truth of this domain: the same checks with the same error texts, the same writes,
+and the same quirks (listed in docs/tau2.md), e.g. a cancellation refunds nothing to a gift
+card and releases no seat, a flight change leaves the seat inventory alone, a second
+cancellation appends the negation of every payment again. What τ²-bench leaves to the agent's
+judgement (cancellation eligibility, basic-economy changes, bag removal, certificate
+amounts) is not refused here: domain.yaml declares it as `policy:` checks, which let the call
+run and record a violation on the trajectory.
 
 Money: fares and payments are whole dollars (`int`), gift-card and certificate balances are
-`float` (they can hold cents). A payment is `{payment_id, amount}`; a refund is a payment with
-a negative amount, and it goes back to the method that paid.
+`float`, changed by plain float arithmetic (no rounding), as in τ²-bench.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import importlib
 import importlib.util
 import operator
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -52,198 +54,136 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _whole(amount: Any) -> Any:
+    """A payment amount as τ²-bench's `Payment(amount: int)` holds it: 348.0 becomes 348."""
+    return int(amount) if isinstance(amount, float) and amount.is_integer() else amount
+
+
 def _user(ctx: Any, user_id: str) -> Any:
     user = ctx.db.users.get(user_id)
     if user is None:
-        raise ToolError(f"user {user_id} not found")
+        raise ToolError(f"User {user_id} not found")
     return user
 
 
 def _reservation(ctx: Any, reservation_id: str) -> Any:
     res = ctx.db.reservations.get(reservation_id)
     if res is None:
-        raise ToolError(f"reservation {reservation_id} not found")
+        raise ToolError(f"Reservation {reservation_id} not found")
     return res
 
 
-def _day_status(ctx: Any, flight_number: str, day: str) -> Any:
-    """The status record of a flight on a date, or None when the flight does not fly then."""
-    flight = ctx.db.flights.get(flight_number)
-    return None if flight is None else flight.dates.get(day)
-
-
-def _departed(ctx: Any, leg: Any) -> bool:
-    """Has this segment left the ground? By its status; a date with no record counts as
-    departed when it lies before today (history the database no longer holds)."""
-    status = _day_status(ctx, leg["flight_number"], leg["date"])
-    if status is None:
-        return leg["date"] < ctx.now[:10]
-    return status["status"] in data.DEPARTED_STATUSES
-
-
-def _open_fare(ctx: Any, flight_number: str, day: str, cabin: str, seats: int) -> dict:
-    """A new segment `{flight_number, origin, destination, date, price}` at today's fare,
-    after checking the flight is for sale that day with `seats` free seats in `cabin`."""
+def _flight(ctx: Any, flight_number: str) -> Any:
     flight = ctx.db.flights.get(flight_number)
     if flight is None:
-        raise ToolError(f"flight {flight_number} not found")
-    status = flight.dates.get(day)
+        raise ToolError(f"Flight {flight_number} not found")
+    return flight
+
+
+def _flight_day(ctx: Any, flight_number: str, day: str) -> Any:
+    """The flight's status record on `day`."""
+    status = _flight(ctx, flight_number).dates.get(day)
     if status is None:
-        raise ToolError(f"flight {flight_number} does not fly on {day}")
+        raise ToolError(f"Flight {flight_number} not found on date {day}")
+    return status
+
+
+def _seats(status: Any, cabin: str) -> int:
+    seats = status["available_seats"].get(cabin)
+    if seats is None:  # τ²-bench indexes the dict: a KeyError, printed as the key's repr
+        raise ToolError(repr(cabin))
+    return seats
+
+
+def _open_leg(ctx: Any, flight: Any, day: str, cabin: str, passengers: int) -> tuple[dict, Any]:
+    """A new segment at today's fare and its status record, after τ²-bench's checks:
+    the flight is for sale that day with enough seats in the cabin."""
+    number = flight["flight_number"]
+    status = _flight_day(ctx, number, day)
     if status["status"] != "available":
-        raise ToolError(f"flight {flight_number} on {day} is not open for booking (it is {status['status']})")
-    left = status["available_seats"].get(cabin, 0)
-    if left < seats:
-        raise ToolError(f"flight {flight_number} on {day} has {left} {cabin} seat(s) left, {seats} needed")
-    return {"flight_number": flight_number, "origin": flight.origin, "destination": flight.destination,
-            "date": day, "price": status["prices"][cabin]}
+        raise ToolError(f"Flight {number} not available on date {day}")
+    if _seats(status, cabin) < passengers:
+        raise ToolError(f"Not enough seats on flight {number}")
+    leg = {"flight_number": number, "origin": flight["origin"], "destination": flight["destination"],
+           "date": day, "price": status["prices"][cabin]}
+    return leg, status
 
 
-def _move_seats(ctx: Any, legs: list, cabin: str, delta: int) -> None:
-    """Take (delta < 0) or give back (delta > 0) seats on the segments still for sale."""
-    for leg in legs:
-        status = _day_status(ctx, leg["flight_number"], leg["date"])
-        if status is not None and status["status"] == "available":
-            seats = status["available_seats"]
-            seats[cabin] = max(0, seats.get(cabin, 0) + delta)
-
-
-def _check_route(origin: str, destination: str, flight_type: str, legs: list) -> None:
-    """The segments must chain from `origin` to `destination` (and back, for a round trip)."""
-    if not legs:
-        raise ToolError("a reservation needs at least one flight")
-    if legs[0]["origin"] != origin:
-        raise ToolError(f"the first flight leaves from {legs[0]['origin']}, not from {origin}")
-    for a, b in zip(legs, legs[1:]):
-        if a["destination"] != b["origin"]:
-            raise ToolError(f"flight {b['flight_number']} leaves from {b['origin']}, "
-                            f"but the previous flight lands in {a['destination']}")
-        if b["date"] < a["date"]:
-            raise ToolError(f"flight {b['flight_number']} on {b['date']} is before the flight it follows")
-    ends = [leg["destination"] for leg in legs]
-    if flight_type == "one_way" and ends[-1] != destination:
-        raise ToolError(f"a one-way trip must end in {destination}, these flights end in {ends[-1]}")
-    if flight_type == "round_trip" and (ends[-1] != origin or destination not in ends[:-1]):
-        raise ToolError(f"a round trip must go from {origin} to {destination} and back to {origin}")
-
-
-def _free_bags(membership: str, cabin: str, passengers: int) -> int:
-    return data.FREE_BAGS[membership][cabin] * passengers
-
-
-def _pay(user: Any, payment_id: str, amount: float, allowed: tuple[str, ...]) -> None:
-    """Charge `amount` (a refund when negative) to one of the user's payment methods.
-    Gift cards keep a balance; a certificate pays once and is used up (any remainder is
-    forfeited); a credit card is charged outside this database."""
+def _payment_for_update(user: Any, payment_id: str, amount: int) -> dict | None:
+    """Charge (or, negative, refund) a change to a credit card or gift card; a gift card's
+    balance moves by the amount. The payment record, or None for a zero amount."""
     method = user.payment_methods.get(payment_id)
     if method is None:
-        raise ToolError(f"payment method {payment_id} not found in the user's profile")
-    source = method["source"]
-    if source not in allowed:
-        raise ToolError(f"a {source.replace('_', ' ')} cannot be used for this payment")
-    if source in ("gift_card", "certificate") and amount > method["amount"] + 1e-9:
-        raise ToolError(f"{payment_id} has a balance of {method['amount']}, not enough for {amount}")
-    if source == "gift_card":
-        method["amount"] = round(method["amount"] - amount, 2)
-    elif source == "certificate":
-        del user.payment_methods[payment_id]
+        raise ToolError("Payment method not found")
+    if method["source"] == "certificate":
+        raise ToolError("Certificate cannot be used to update reservation")
+    if method["source"] == "gift_card":
+        if method["amount"] < amount:
+            raise ToolError("Gift card balance is not enough")
+        method["amount"] = method["amount"] - amount
+    return {"payment_id": payment_id, "amount": amount} if amount != 0 else None
 
 
-def _refund(user: Any, payment_id: str, amount: float) -> None:
-    """Money back to the method that paid: a gift card's balance grows, a used-up
-    certificate is issued again for the refunded amount, a card is refunded by the bank."""
-    method = user.payment_methods.get(payment_id)
-    if method is not None and method["source"] in ("gift_card", "certificate"):
-        method["amount"] = round(method["amount"] + amount, 2)
-    elif method is None and payment_id.startswith("certificate"):
-        user.payment_methods[payment_id] = {"source": "certificate", "id": payment_id, "amount": float(amount)}
+def _new_reservation_id(ctx: Any) -> str:
+    """τ²-bench's ids: the first free of HATHAT, HATHAU, HATHAV (a task books at most three)."""
+    for rid in data.NEW_RESERVATION_IDS:
+        if rid not in ctx.db.reservations:
+            return rid
+    raise ToolError("Too many reservations")
 
 
-def _hours_between(earlier: str, later: str) -> float:
-    try:
-        return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds() / 3600
-    except (TypeError, ValueError):
-        raise ToolError(f"cannot read the booking time {earlier!r}") from None
-
-
-def _fresh_id(ctx: Any, taken: Any, prefix: str, length: int) -> str:
-    for _ in range(100):
-        new = ctx.new_id(prefix, length)
-        if new not in taken:
-            return new
-    raise ToolError("could not allocate a new id")
+def _passenger(p: Any) -> dict:
+    return {"first_name": p["first_name"], "last_name": p["last_name"], "dob": p["dob"]}
 
 
 # ------------------------------------------------------------------------------ read tools
-def get_user_details(ctx: Any, user_id: str) -> Any:
-    return _user(ctx, user_id)
-
-
-def get_reservation_details(ctx: Any, reservation_id: str) -> Any:
-    return _reservation(ctx, reservation_id)
-
-
 def list_all_airports(ctx: Any) -> list[dict]:
-    codes: set[str] = set()
-    for flight in ctx.db.flights.values():
-        codes.update((flight["origin"], flight["destination"]))
-    return [{"iata": c, "city": data.AIRPORT_CITY.get(c, c)} for c in sorted(codes)]
+    """τ²-bench's fixed airport list (whatever the database holds)."""
+    return [{"iata": code, "city": city} for code, city in data.LISTED_AIRPORTS]
 
 
-def _offer(flight: Any, day: str, status: Any) -> dict:
-    """A `DirectFlight`: the flight's schedule with its seats and prices on `day`."""
-    return {"flight_number": flight["flight_number"], "origin": flight["origin"],
-            "destination": flight["destination"], "status": "available",
-            "scheduled_departure_time_est": flight["scheduled_departure_time_est"],
-            "scheduled_arrival_time_est": flight["scheduled_arrival_time_est"], "date": day,
-            "available_seats": _plain(status["available_seats"]), "prices": _plain(status["prices"])}
-
-
-def _for_sale(ctx: Any, origin: str, destination: str | None, day: str) -> list[dict]:
+def _direct(ctx: Any, day: str, origin: str | None, destination: str | None,
+            leave_after: str | None = None) -> list[dict]:
+    """`DirectFlight`s for sale on `day`, in database order; `leave_after` compares the
+    scheduled departure with a clock text, as text ('01:30:00+1' sorts before '05:00:00')."""
     out = []
     for flight in ctx.db.flights.values():
-        if flight["origin"] != origin or (destination is not None and flight["destination"] != destination):
-            continue
+        if ((origin is not None and flight["origin"] != origin)
+                or (destination is not None and flight["destination"] != destination)):
+            continue  # cheap tests first: most flights end here, before their dates are read
         status = flight["dates"].get(day)
-        if status is not None and status["status"] == "available":
-            out.append(_offer(flight, day, status))
+        if (status is not None and status["status"] == "available"
+                and (leave_after is None or flight["scheduled_departure_time_est"] >= leave_after)):
+            out.append({"flight_number": flight["flight_number"], "origin": flight["origin"],
+                        "destination": flight["destination"], "status": "available",
+                        "scheduled_departure_time_est": flight["scheduled_departure_time_est"],
+                        "scheduled_arrival_time_est": flight["scheduled_arrival_time_est"], "date": None,
+                        "available_seats": _plain(status["available_seats"]),
+                        "prices": _plain(status["prices"])})
     return out
 
 
 def search_direct_flight(ctx: Any, origin: str, destination: str, date: str) -> list[dict]:
-    return _for_sale(ctx, origin, destination, date)
-
-
-def _clock(text: str) -> tuple[int, int]:
-    """('HH:MM:SS' or 'HH:MM:SS+1') → (days after the departure date, minutes after midnight)."""
-    clock, _, plus = text.partition("+")
-    try:
-        h, m, *_ = (int(x) for x in clock.split(":"))
-        return (int(plus) if plus else 0), h * 60 + m
-    except ValueError:
-        raise ToolError(f"cannot read the time {text!r}") from None
+    return _direct(ctx, date, origin, destination)  # `date` stays null in the results
 
 
 def search_onestop_flight(ctx: Any, origin: str, destination: str, date: str) -> list[list[dict]]:
-    """Pairs of flights origin → X → destination: the second leaves X after the first lands
-    (on the next day when the first lands after midnight)."""
+    """Pairs origin → X → destination where the second flight leaves X at or after the first
+    one's scheduled arrival (text comparison); after an overnight first flight, the second
+    is searched on 2024-05-(day + 1), unpadded, as τ²-bench builds that date."""
     out = []
-    for first in _for_sale(ctx, origin, None, date):
-        if first["destination"] == destination:
-            continue
-        days, landing = _clock(first["scheduled_arrival_time_est"])
-        day2 = (datetime.fromisoformat(date) + timedelta(days=days)).date().isoformat()
-        for second in _for_sale(ctx, first["destination"], destination, day2):
-            if _clock(second["scheduled_departure_time_est"])[1] > landing:
-                out.append([first, second])
+    for first in _direct(ctx, date, origin, None):
+        first["date"] = date
+        day2 = date
+        if "+1" in first["scheduled_arrival_time_est"]:
+            try:
+                day2 = f"2024-05-{int(date[-2:]) + 1}"
+            except ValueError as exc:
+                raise ToolError(str(exc)) from None
+        for second in _direct(ctx, day2, first["destination"], destination, first["scheduled_arrival_time_est"]):
+            second["date"] = day2
+            out.append([first, second])
     return out
-
-
-def get_flight_status(ctx: Any, flight_number: str, date: str) -> str:
-    status = _day_status(ctx, flight_number, date)
-    if status is None:
-        raise ToolError(f"flight {flight_number} does not fly on {date}")
-    return status["status"]
 
 
 # ------------------------------------------------------------------------------ write tools
@@ -251,29 +191,41 @@ def book_reservation(ctx: Any, user_id: str, origin: str, destination: str, flig
                      cabin: str, flights: list, passengers: list, payment_methods: list,
                      total_baggages: int, nonfree_baggages: int, insurance: str) -> Any:
     user = _user(ctx, user_id)
+    rid = _new_reservation_id(ctx)
     n = len(passengers)
-    legs = [_open_fare(ctx, f["flight_number"], f["date"], cabin, n) for f in flights]
-    _check_route(origin, destination, flight_type, legs)
-    due_bags = max(0, total_baggages - _free_bags(user["membership"], cabin, n))
-    if nonfree_baggages != due_bags:
-        raise ToolError(f"{total_baggages} checked bag(s) for {n} passenger(s) in {cabin} with "
-                        f"{user['membership']} membership means {due_bags} non-free bag(s), "
-                        f"not {nonfree_baggages}")
-    total = (n * sum(leg["price"] for leg in legs) + data.BAG_FEE * nonfree_baggages
-             + (data.INSURANCE_FEE * n if insurance == "yes" else 0))
-    paid = sum(p["amount"] for p in payment_methods)
+    legs, statuses, total = [], [], 0
+    for f in flights:
+        leg, status = _open_leg(ctx, _flight(ctx, f["flight_number"]), f["date"], cabin, n)
+        legs.append(leg)
+        statuses.append(status)
+        total += leg["price"] * n
+    if insurance == "yes":
+        total += data.INSURANCE_FEE * n
+    total += data.BAG_FEE * nonfree_baggages
+    payments = [{"payment_id": p["payment_id"], "amount": _whole(p["amount"])} for p in payment_methods]
+    for p in payments:
+        method = user.payment_methods.get(p["payment_id"])
+        if method is None:
+            raise ToolError(f"Payment method {p['payment_id']} not found")
+        if method["source"] in ("gift_card", "certificate") and method["amount"] < p["amount"]:
+            raise ToolError(f"Not enough balance in payment method {p['payment_id']}")
+    paid = sum(p["amount"] for p in payments)
     if paid != total:
-        raise ToolError(f"the payments add up to {paid}, but the total price is {total}")
-    if len({p["payment_id"] for p in payment_methods}) != len(payment_methods):
-        raise ToolError("each payment method may appear only once")
-    for p in payment_methods:
-        _pay(user, p["payment_id"], p["amount"], ("credit_card", "gift_card", "certificate"))
-    _move_seats(ctx, legs, cabin, -n)
-    rid = _fresh_id(ctx, ctx.db.reservations, "", 6)
+        raise ToolError(f"Payment amount does not add up, total price is {total}, but paid {paid}")
+    for p in payments:
+        method = user.payment_methods.get(p["payment_id"])
+        if method is None:  # a certificate listed twice: τ²-bench's second lookup fails mid-way
+            raise ToolError(repr(p["payment_id"]), keep_changes=True)
+        if method["source"] == "gift_card":
+            method["amount"] = method["amount"] - p["amount"]
+        elif method["source"] == "certificate":  # used whole, whatever the amount paid
+            del user.payment_methods[p["payment_id"]]
+    for status in statuses:
+        status["available_seats"][cabin] = status["available_seats"][cabin] - n
     ctx.db.reservations[rid] = {
         "reservation_id": rid, "user_id": user_id, "origin": origin, "destination": destination,
-        "flight_type": flight_type, "cabin": cabin, "flights": legs, "passengers": _plain(passengers),
-        "payment_history": [{"payment_id": p["payment_id"], "amount": p["amount"]} for p in payment_methods],
+        "flight_type": flight_type, "cabin": cabin, "flights": legs,
+        "passengers": [_passenger(p) for p in passengers], "payment_history": payments,
         "created_at": ctx.now, "total_baggages": total_baggages, "nonfree_baggages": nonfree_baggages,
         "insurance": insurance, "status": None,
     }
@@ -282,83 +234,47 @@ def book_reservation(ctx: Any, user_id: str, origin: str, destination: str, flig
 
 
 def cancel_reservation(ctx: Any, reservation_id: str) -> Any:
+    """Append the negation of every payment so far (refunds included) and mark the
+    reservation cancelled. No balance changes and no seat is released."""
     res = _reservation(ctx, reservation_id)
-    if res.get("status") == "cancelled":
-        raise ToolError("the reservation is already cancelled")
-    if any(_departed(ctx, leg) for leg in res.flights):
-        raise ToolError("a segment of this reservation has already flown; it cannot be cancelled")
-    airline_cancelled = any((_day_status(ctx, leg["flight_number"], leg["date"]) or {}).get("status")
-                            == "cancelled" for leg in res.flights)
-    fresh = _hours_between(res.created_at, ctx.now) <= data.CANCEL_GRACE_HOURS
-    if not (fresh or airline_cancelled or res.cabin == "business" or res.insurance == "yes"):
-        raise ToolError("not eligible for cancellation: booked more than 24 hours ago, no flight "
-                        "cancelled by the airline, not business class, and no travel insurance")
-    user = _user(ctx, res.user_id)
-    net: dict[str, float] = {}
-    for p in res.payment_history:
-        net[p["payment_id"]] = net.get(p["payment_id"], 0) + p["amount"]
-    for payment_id, amount in net.items():
-        if amount > 0:
-            res.payment_history.append({"payment_id": payment_id, "amount": -amount})
-            _refund(user, payment_id, amount)
-    _move_seats(ctx, list(res.flights), res.cabin, len(res.passengers))
+    res.payment_history.extend([{"payment_id": p["payment_id"], "amount": -p["amount"]}
+                                for p in _plain(res.payment_history)])
     res["status"] = "cancelled"
     return res
 
 
 def update_reservation_baggages(ctx: Any, reservation_id: str, total_baggages: int,
                                 nonfree_baggages: int, payment_id: str) -> Any:
+    """$50 per non-free bag added (none back for bags removed); the new counts as given."""
     res = _reservation(ctx, reservation_id)
     user = _user(ctx, res.user_id)
-    added, added_paid = total_baggages - res.total_baggages, nonfree_baggages - res.nonfree_baggages
-    if added < 0 or added_paid < 0:
-        raise ToolError("checked bags can be added, not removed")
-    due_bags = max(0, total_baggages - _free_bags(user["membership"], res.cabin, len(res.passengers)))
-    if nonfree_baggages != max(due_bags, res.nonfree_baggages) or added_paid > added:
-        raise ToolError(f"{total_baggages} checked bag(s) on this reservation means "
-                        f"{max(due_bags, res.nonfree_baggages)} non-free bag(s), not {nonfree_baggages}")
-    fee = data.BAG_FEE * added_paid
-    if fee:
-        _pay(user, payment_id, fee, ("credit_card", "gift_card"))
-        res.payment_history.append({"payment_id": payment_id, "amount": fee})
+    payment = _payment_for_update(user, payment_id, data.BAG_FEE * max(0, nonfree_baggages - res.nonfree_baggages))
+    if payment is not None:
+        res.payment_history.append(payment)
     res["total_baggages"], res["nonfree_baggages"] = total_baggages, nonfree_baggages
     return res
 
 
 def update_reservation_flights(ctx: Any, reservation_id: str, cabin: str, flights: list,
                                payment_id: str) -> Any:
+    """The complete new flight list: a flight kept in the same cabin keeps its price, any
+    other one costs today's fare; the difference for all passengers is charged (or refunded)
+    on `payment_id`. Seat inventory is not touched."""
     res = _reservation(ctx, reservation_id)
     user = _user(ctx, res.user_id)
     n = len(res.passengers)
-    old = {(leg["flight_number"], leg["date"]): _plain(leg) for leg in res.flights}
-    new_keys = [(f["flight_number"], f["date"]) for f in flights]
-    if res.cabin == "basic_economy" and sorted(new_keys) != sorted(old):
-        raise ToolError("the flights of a basic economy reservation cannot be changed (only its cabin)")
-    for key, leg in old.items():
-        if _departed(ctx, leg) and (key not in new_keys or cabin != res.cabin):
-            raise ToolError(f"flight {key[0]} on {key[1]} has already flown and cannot be changed")
-    legs, taken = [], []
-    for key in new_keys:
-        if key in old and cabin == res.cabin:
-            legs.append(old[key])  # unchanged segment: keeps the fare it was bought at
-        else:
-            leg = _open_fare(ctx, key[0], key[1], cabin, n)
-            legs.append(leg)
-            taken.append(leg)
-    _check_route(res.origin, res.destination, res.flight_type, legs)
-    diff = n * (sum(leg["price"] for leg in legs) - sum(leg["price"] for leg in old.values()))
-    if diff > 0:
-        _pay(user, payment_id, diff, ("credit_card", "gift_card"))
-    elif diff < 0:
-        method = user.payment_methods.get(payment_id)
-        if method is None or method["source"] == "certificate":
-            raise ToolError("a refund must go to a credit card or gift card of the user")
-        _refund(user, payment_id, -diff)
-    if diff:
-        res.payment_history.append({"payment_id": payment_id, "amount": diff})
-    released = [leg for key, leg in old.items() if key not in new_keys or cabin != res.cabin]
-    _move_seats(ctx, released, res.cabin, n)
-    _move_seats(ctx, taken, cabin, -n)
+    old = _plain(res.flights)
+    legs, total = [], 0
+    for f in flights:
+        kept = next((g for g in old if g["flight_number"] == f["flight_number"] and g["date"] == f["date"]
+                     and cabin == res.cabin), None)
+        leg = kept if kept is not None else _open_leg(ctx, _flight(ctx, f["flight_number"]), f["date"], cabin, n)[0]
+        legs.append(leg)
+        total += leg["price"] * n
+    total -= sum(g["price"] for g in old) * n
+    payment = _payment_for_update(user, payment_id, total)
+    if payment is not None:
+        res.payment_history.append(payment)
     res["flights"], res["cabin"] = legs, cabin
     return res
 
@@ -366,16 +282,19 @@ def update_reservation_flights(ctx: Any, reservation_id: str, cabin: str, flight
 def update_reservation_passengers(ctx: Any, reservation_id: str, passengers: list) -> Any:
     res = _reservation(ctx, reservation_id)
     if len(passengers) != len(res.passengers):
-        raise ToolError(f"the reservation has {len(res.passengers)} passenger(s); the number cannot change")
-    res["passengers"] = _plain(passengers)
+        raise ToolError("Number of passengers does not match")
+    res["passengers"] = [_passenger(p) for p in passengers]
     return res
 
 
 def send_certificate(ctx: Any, user_id: str, amount: int) -> str:
+    """A certificate of any amount, under the first free of τ²-bench's three ids."""
     user = _user(ctx, user_id)
-    cid = _fresh_id(ctx, user.payment_methods, "certificate_", 7)
-    user.payment_methods[cid] = {"source": "certificate", "id": cid, "amount": float(amount)}
-    return f"Certificate {cid} worth {amount} added to user {user_id}."
+    for cid in data.NEW_CERTIFICATE_IDS:
+        if cid not in user.payment_methods:
+            user.payment_methods[cid] = {"source": "certificate", "id": cid, "amount": float(amount)}
+            return f"Certificate {cid} added to user {user_id} with amount {amount}."
+    raise ToolError("Too many certificates")
 
 
 # ------------------------------------------------------------------------------ generic tools
@@ -383,40 +302,66 @@ def transfer_to_human_agents(ctx: Any, summary: str) -> str:
     return "Transfer successful"
 
 
+CALCULATOR_CHARS = frozenset("0123456789+-*/(). ")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_MAX_EXPRESSION = 500
+_MAX_POWER_BITS = 100_000  # a bigger power would not fit a float anyway (τ²-bench would hang)
 
 
-def _arith(node: ast.AST) -> float:
-    """Value of an arithmetic syntax tree: numbers, + - * / // %, parentheses; nothing else
-    (no names, calls or powers), so no input can run code or take long."""
+def _arith(node: ast.AST) -> Any:
+    """What Python's `eval` gives for the syntax tree of an expression over
+    `0123456789+-*/(). `, computed without running code, with the errors `eval` raises."""
     if isinstance(node, ast.Expression):
         return _arith(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](_arith(node.left), _arith(node.right))
+    if isinstance(node, ast.Constant):
+        return node.value  # an int, a float, or `...`
+    if isinstance(node, ast.Tuple) and not node.elts:
+        return ()
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_arith(node.operand))
-    raise ToolError("only numbers, + - * / // %, and parentheses are allowed")
+        operand = _arith(node.operand)
+        try:
+            return _UNARY[type(node.op)](operand)
+        except TypeError as exc:
+            raise ToolError(str(exc)) from None
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _arith(node.left), _arith(node.right)
+        if isinstance(node.op, ast.Pow) and _huge_power(left, right):
+            raise ToolError("int too large to convert to float")
+        try:
+            return _BINARY[type(node.op)](left, right)
+        except (ZeroDivisionError, TypeError, OverflowError) as exc:
+            raise ToolError(str(exc)) from None
+    if isinstance(node, ast.Call):
+        raise ToolError(f"'{type(_arith(node.func)).__name__}' object is not callable")
+    raise ToolError("invalid syntax (<string>, line 1)")
+
+
+def _huge_power(base: Any, exponent: Any) -> bool:
+    if type(base) is not int or type(exponent) is not int or exponent <= 0 or abs(base) <= 1:
+        return False
+    return exponent * abs(base).bit_length() > _MAX_POWER_BITS
 
 
 def calculate(ctx: Any, expression: str) -> str:
-    if len(expression) > _MAX_EXPRESSION:
-        raise ToolError("the expression is too long")
+    """τ²-bench's calculator: `str(round(float(eval(expression)), 2))` for an expression made
+    of digits, + - * / ( ) . and spaces (so `2**3` is 8.0 and `7//2` is 3.0), with Python's
+    own error texts; evaluated on the syntax tree, never by `eval`."""
+    if not all(ch in CALCULATOR_CHARS for ch in expression):
+        raise ToolError("Invalid characters in expression")
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError:
-        raise ToolError(f"cannot read the expression {expression!r}") from None
+        tree = ast.parse(expression.lstrip(" "), "<string>", mode="eval")
+    except SyntaxError as exc:
+        raise ToolError(str(exc)) from None
+    except (RecursionError, MemoryError):
+        raise ToolError("too many nested parentheses (<string>, line 1)") from None
     try:
         value = _arith(tree)
-    except ZeroDivisionError:
-        raise ToolError("division by zero") from None
     except RecursionError:
-        raise ToolError("the expression is too deeply nested") from None
+        raise ToolError("maximum recursion depth exceeded") from None
     try:
         return str(round(float(value), 2))
-    except OverflowError:
-        raise ToolError("the result is too large") from None
+    except TypeError:
+        raise ToolError(f"float() argument must be a string or a real number, not '{type(value).__name__}'") from None
+    except OverflowError as exc:
+        raise ToolError(str(exc)) from None

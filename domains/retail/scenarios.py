@@ -6,8 +6,10 @@ email, or by name and zip), read the profile and the order (and the products inv
 make the one change. Orders are sampled as customers bring them: mostly one whose status fits
 the request, sometimes any of theirs. Nothing is filtered for feasibility: cancelling an order
 that already shipped, a variant that is sold out, a gift card short of the price difference or
-a refund to a method the policy does not allow make the gold path fail, and TaskValidation
-rejects the task with the reason.
+a refund to a method the policy does not allow make the gold path fail (the tools refuse, as
+τ²-bench's do); exchanging an item for itself or changing an order whose items were already
+changed breaks a `policy:` check (the tools allow it, as τ²-bench's do). TaskValidation
+rejects both kinds with the reason.
 """
 
 from __future__ import annotations
@@ -223,14 +225,15 @@ def _plan_items(rng: Any, world: Any, ctx: dict, diff: dict, exchange: bool) -> 
     pay = _method_for_difference(rng, user, order)
     old_ids, new_ids = [x["item_id"] for x in lines], [v["item_id"] for v in new]
     delta = " + ".join(f"({v['price']} - {x['price']})" for x, v in zip(lines, new))
-    extras = [gold_call("calculate", expression=delta)] + [gold_call("get_item_details", item_id=i) for i in new_ids]
-    wanted = [f"{_describe(x)} -> {', '.join(f'{k} {v}' for k, v in n['options'].items())}"
+    calls.append(gold_call("calculate", expression=delta))  # the price difference, to be told
+    extras = [gold_call("get_item_details", item_id=i) for i in new_ids]
+    wanted = [f"the {_describe(x)} for the one with {', '.join(f'{k} {v}' for k, v in n['options'].items())}"
               for x, n in zip(lines, new)]
     known |= {"items": wanted, "payment_method_for_difference": pay}
     tool = "exchange_delivered_order_items" if exchange else "modify_pending_order_items"
     verb = "Exchange" if exchange else "Change"
     return {
-        "objective": f"{verb} in order {oid}: " + "; ".join(wanted) + f", settling the price difference with {pay}.",
+        "objective": f"{verb} " + " and ".join(wanted) + f" in order {oid}, settling the price difference with {pay}.",
         "known": known,
         "gold_calls": pad_reads(calls, extras, diff, [gold_call(tool, order_id=oid, item_ids=old_ids, new_item_ids=new_ids,
                                                        payment_method_id=pay)]),
@@ -240,7 +243,7 @@ def _plan_items(rng: Any, world: Any, ctx: dict, diff: dict, exchange: bool) -> 
         "must_not": ["change items the customer did not name", "swap for a different product"],
         "subgoals": ["ask what the price difference is"],
         "alternatives": _alt_items(rng, world, lines, new_ids) if diff["level"] == "hard" else {},
-        "say": {"items": "; ".join(wanted)},
+        "say": {"items": f"I'd like to {verb.lower()} " + " and ".join(wanted)},
     }
 
 
@@ -267,14 +270,15 @@ def _plan_return(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     ids = [x["item_id"] for x in lines]
     known |= {"items_to_return": [_describe(x) for x in lines], "refund_to": pay}
     return {
-        "objective": f"Return from order {oid}: " + "; ".join(_describe(x) for x in lines) + f", refunded to {pay}.",
+        "objective": "Return the " + " and the ".join(_describe(x) for x in lines) + f" from order {oid}, "
+                     f"with the refund going to {pay}.",
         "known": known,
         "gold_calls": pad_reads(calls, [gold_call("get_item_details", item_id=i) for i in ids], diff,
                            [gold_call("return_delivered_order_items", order_id=oid, item_ids=ids, payment_method_id=pay)]),
         "must": [f"order {oid} requests the return of {', '.join(ids)}", f"the refund goes to {pay}"],
         "must_not": ["return items the customer keeps", "exchange instead of returning"],
         "subgoals": ["ask how the items are sent back"],
-        "say": {"items_to_return": "; ".join(_describe(x) for x in lines)},
+        "say": {"items_to_return": "the " + " and the ".join(_describe(x) for x in lines)},
     }
 
 
@@ -284,8 +288,9 @@ def _plan_user_address(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     known["new_address"] = _one_line(address)
     writes = [gold_call("modify_user_address", user_id=user["user_id"], **address)]
     must = [f"the default address of {user['user_id']} is {_one_line(address)}"]
-    pending = [o for o in user["orders"] if world.db["orders"].get(o, {}).get("status") in PENDING]
-    if diff["level"] == "hard" and pending:  # moving house: the order on its way should follow
+    # moving house: the order on its way follows (one whose items were changed cannot be)
+    pending = [o for o in user["orders"] if world.db["orders"].get(o, {}).get("status") == "pending"]
+    if diff["level"] == "hard" and pending:
         oid = pending[0]
         calls.append(gold_call("get_order_details", order_id=oid))
         writes.append(gold_call("modify_pending_order_address", order_id=oid, **address))
@@ -303,6 +308,24 @@ def _plan_user_address(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     }
 
 
+def _plan_order_status(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
+    """A question, no write: where an order stands, which the agent must tell (`inform`: the
+    verifier's communicate check)."""
+    oid = ctx["order_id"]
+    calls, known, user = _start(rng, world, ctx["user_id"], oid)
+    status = world.db["orders"][oid]["status"]
+    return {
+        "objective": f"Find out the status of order {oid}.",
+        "known": known,
+        "gold_calls": pad_reads(calls, _other_orders(world, user, oid), diff, []),
+        "inform": [status],
+        "must": [f"the customer is told that order {oid} is {status}"],
+        "must_not": ["change any order"],
+        "subgoals": ["ask what the order contains"],
+        "say": {},
+    }
+
+
 # intent → (weight, seed picker, planner)
 INTENTS: Intents = {
     "cancel_pending_order": (1.0, _seed_for(("pending",)), _plan_cancel),
@@ -314,6 +337,7 @@ INTENTS: Intents = {
     "exchange_delivered_items": (1.0, _seed_for(("delivered",)),
                                  lambda rng, world, ctx, diff: _plan_items(rng, world, ctx, diff, True)),
     "modify_user_address": (0.5, _seed_user, _plan_user_address),
+    "order_status": (0.4, _seed_for(("pending", "processed", "delivered", "cancelled")), _plan_order_status),
 }
 
 

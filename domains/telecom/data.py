@@ -87,17 +87,3 @@ CONNECTED_MODELS: tuple[tuple[str, str, bool], ...] = (
     ("router", "NetGo 5G Hotspot", False),
     ("other", "TrackIt GPS Tag", False),
 )
-
-SUSPENSION_REASONS: tuple[str, ...] = (
-    "non-payment", "lost device", "customer travelling", "stolen device",
-)
-
-HOME_WIFI_NAMES: tuple[str, ...] = (
-    "HomeNet", "NETGEAR-5G", "Linksys-Home", "TheCastle", "Apartment_4B", "FamilyWiFi",
-)
-
-VPN_SERVERS: tuple[tuple[str, str], ...] = (
-    ("vpn.worksecure.example.com", "IKEv2"),
-    ("nl2.privatetunnel.example.net", "WireGuard"),
-    ("gateway.corpnet.example.org", "OpenVPN"),
-)

@@ -1,14 +1,20 @@
 """Seeded generator of telecom worlds: the carrier's records and one customer's phone.
 
-`build(seed, size)` returns a JSON-ready `TelecomDB` (τ²-bench's shape: lists of plans,
-customers, lines, bills, devices). At size 1.0: 7 plans, 120 customers, about 210 lines, a
-device per line plus some spares, and a bill per month of membership (Dec–Feb issued, March in
-draft) — about 450 bills. `size` scales the customers (and with them everything else); at
-least 3 customers are made, so tiny worlds still have every kind of record.
+`build(seed, size)` returns a JSON-ready `TelecomDB` (τ²-bench's shape and canonical form:
+lists of plans, customers, lines, bills, devices, every field present, datetimes as
+"YYYY-MM-DD HH:MM:SS"). At size 1.0: 7 plans, 120 customers, about 210 lines, a device per
+line plus some spares, and a bill per month of membership (Dec–Feb issued, March in draft,
+as τ²-bench's own records are on its clock, 2025-02-25) — about 450 bills. `size` scales the
+customers (and with them everything else); at least 3 customers are made, so tiny worlds
+still have every kind of record.
 
-`build_user(seed, size, db, **faults)` returns a `TelecomUserDB`: the phone of the customer of
-one active phone line, healthy by default. Keyword faults (all off by default) set it up for
-troubleshooting tasks; see `build_user`.
+`build_user(seed, size, db, *, line_id=None, faults=None)` returns a `TelecomUserDB`: the
+phone of the customer of one line, set up as τ²-bench sets up a task — `set_user_info`, then
+the task's breakages, which are τ²-bench's own initialization actions run by the domain's
+action implementations (`turn_airplane_mode_on`, `unseat_sim_card`, `break_apn_settings`,
+`turn_data_off`, `break_vpn`, ...; see `FAULTS`), each followed by the dual-control sync, and
+a final network search. The line's state in the records is the carrier's side of the
+problem: a line suspended for an unpaid bill, a used-up data allowance, no roaming service.
 
 Determinism: one `random.Random(seed)` drives everything, in a fixed order; no clock, no global
 random. Dates are relative to `NOW`, which equals the domain's `now`.
@@ -27,7 +33,7 @@ import random
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 
@@ -47,11 +53,14 @@ def _load_sibling(stem: str) -> ModuleType:
 
 data = _load_sibling("data")
 phone = _load_sibling("phone")
+phone_actions = _load_sibling("phone_actions")
+phone_tools = _load_sibling("phone_tools")
+tools = _load_sibling("tools")
 
-NOW = datetime(2025, 3, 15, 10, 0, 0)  # == domain.yaml `now`
+NOW = datetime(2025, 2, 25, 12, 8, 0)  # == domain.yaml `now` (τ²-bench's clock)
 TODAY = NOW.date()
 CUSTOMERS_AT_SIZE_1 = 120
-# Bill periods: three issued months and the current one, which is still a draft.
+# Bill periods: three issued months and the next one, still a draft.
 PERIODS: tuple[tuple[date, date], ...] = (
     (date(2024, 12, 1), date(2024, 12, 31)),
     (date(2025, 1, 1), date(2025, 1, 31)),
@@ -61,8 +70,6 @@ PERIODS: tuple[tuple[date, date], ...] = (
 ACCOUNT_MIX = (("Active", 0.82), ("Suspended", 0.08), ("Pending Verification", 0.06),
                ("Closed", 0.04))
 LINES_PER_CUSTOMER = ((1, 0.5), (2, 0.3), (3, 0.15), (4, 0.05))
-TAX_RATE = 0.08
-LATE_FEE = 5.0
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple[Any, float], ...]) -> Any:
@@ -108,13 +115,13 @@ class _World:
             "device_id": f"D{1001 + len(self.devices)}", "device_type": device_type,
             "model": model, "imei": imei, "is_esim_capable": esim,
             "activated": activated_on is not None,
-            "activation_date": (f"{activated_on.isoformat()}T{rng.randint(8, 19):02d}:"
+            "activation_date": (f"{activated_on.isoformat()} {rng.randint(8, 19):02d}:"
                                 f"{rng.randint(0, 59):02d}:00" if activated_on else None),
             "last_esim_transfer_date": None,
         }
         if esim and activated_on and rng.random() < 0.1:
             moved = _day(rng, activated_on, TODAY - timedelta(days=1))
-            record["last_esim_transfer_date"] = f"{moved.isoformat()}T12:00:00"
+            record["last_esim_transfer_date"] = f"{moved.isoformat()} 12:00:00"
         self.devices.append(record)
         return record
 
@@ -151,6 +158,8 @@ class _World:
         if status == "Suspended":
             record["suspension_start_date"] = _day(
                 rng, TODAY - timedelta(days=20), TODAY - timedelta(days=1)).isoformat()
+            if rng.random() < 0.2:  # suspended because the contract ended: not to be resumed
+                record["contract_end_date"] = _day(rng, date(2024, 12, 1), TODAY - timedelta(days=21)).isoformat()
         self.lines.append(record)
         return record
 
@@ -181,7 +190,7 @@ class _World:
             "payment_methods": [self.payment_method() for _ in range(rng.choice((1, 1, 2)))],
             "line_ids": [line["line_id"] for line in lines],
             "bill_ids": [],
-            "created_at": (f"{created.isoformat()}T{rng.randint(8, 20):02d}:"
+            "created_at": (f"{created.isoformat()} {rng.randint(8, 20):02d}:"
                            f"{rng.randint(0, 59):02d}:00"),
             "last_extension_date": (_day(rng, date(2024, 6, 1), TODAY).isoformat()
                                     if account == "Active" and rng.random() < 0.1 else None),
@@ -220,14 +229,14 @@ class _World:
         overdue_month = 1 if account == "Suspended" else (
             1 if account == "Active" and rng.random() < 0.08 else None)
         for month, (start, end) in enumerate(PERIODS):
-            if start < created or (account == "Closed" and month == len(PERIODS) - 1):
+            if start < created.replace(day=1) or (account == "Closed" and month == len(PERIODS) - 1):
                 continue
             current = month == len(PERIODS) - 1
             if current:
                 status = "Draft"
             elif month == overdue_month:
                 status = "Overdue"
-            elif month == 2:  # issued on March 1st, due March 21st
+            elif month == 2:  # issued on February 5th, due on the 19th
                 status = "Paid" if rng.random() < 0.3 else "Issued"
             else:
                 status = "Disputed" if rng.random() < 0.04 else "Paid"
@@ -235,43 +244,37 @@ class _World:
 
     def bill(self, customer: dict[str, Any], lines: list[dict[str, Any]], start: date,
              end: date, status: str) -> None:
+        """A bill in τ²-bench's style: issued on the 5th of its month (a draft on the 1st),
+        due 14 days later; a plan charge per line, roaming charges, and on the draft the data
+        refuels of this cycle, worded as `refuel_data` words them (τ²-bench's drafts have nothing
+        else)."""
         rng = self.rng
-        issue = end + timedelta(days=1)
+        issue = start if status == "Draft" else start + timedelta(days=4)
         items: list[dict[str, Any]] = []
         for line in lines:
             plan = self.plan_by_id[line["plan_id"]]
-            items.append({"description": f"{plan['name']} monthly charge - line "
-                                         f"{line['phone_number']}",
-                          "amount": plan["price_per_month"], "date": start.isoformat(),
-                          "item_type": "Plan Charge"})
+            number = line["phone_number"]
+            if status != "Draft":  # a draft has only what was added during the cycle
+                items.append({"description": f"{plan['name']} - Line {number}",
+                              "amount": plan["price_per_month"], "date": issue.isoformat(),
+                              "item_type": "Plan Charge"})
             if status == "Draft" and line["data_refueling_gb"] > 0:
-                gb = line["data_refueling_gb"]
-                items.append({"description": f"Data refuel {gb:g} GB - line "
-                                             f"{line['phone_number']}",
-                              "amount": round(gb * plan["data_refueling_price_per_gb"], 2),
-                              "date": _day(rng, start, TODAY).isoformat(),
-                              "item_type": "Data Refuel"})
+                gb, price = line["data_refueling_gb"], plan["data_refueling_price_per_gb"]
+                items.append({"description": f"Data refueling: {gb} GB at ${price}/GB",
+                              "amount": gb * price,
+                              "date": _day(rng, TODAY - timedelta(days=20), TODAY).isoformat(),
+                              "item_type": "Charge"})
             elif status != "Draft" and line["roaming_enabled"] and rng.random() < 0.3:
-                items.append({"description": f"International roaming - line "
-                                             f"{line['phone_number']}",
+                items.append({"description": f"International Roaming - Line {number}",
                               "amount": float(rng.choice((10, 15, 25, 40))),
-                              "date": _day(rng, start, end).isoformat(),
-                              "item_type": "Roaming"})
-        plan_total = sum(i["amount"] for i in items if i["item_type"] == "Plan Charge")
-        items.append({"description": "Taxes and regulatory fees",
-                      "amount": round(plan_total * TAX_RATE, 2), "date": start.isoformat(),
-                      "item_type": "Taxes and Fees"})
-        if status == "Overdue":
-            items.append({"description": "Late payment fee", "amount": LATE_FEE,
-                          "date": (issue + timedelta(days=21)).isoformat(),
-                          "item_type": "Late Fee"})
+                              "date": issue.isoformat(), "item_type": "Roaming"})
         bill_id = f"B{1000001 + len(self.bills)}"
         self.bills.append({
             "bill_id": bill_id, "customer_id": customer["customer_id"],
             "period_start": start.isoformat(), "period_end": end.isoformat(),
-            "issue_date": (end if status == "Draft" else issue).isoformat(),
-            "total_due": round(sum(i["amount"] for i in items), 2),
-            "due_date": (issue + timedelta(days=20)).isoformat(),
+            "issue_date": issue.isoformat(),
+            "total_due": round(sum(i["amount"] for i in items), 2) if items else 0.0,
+            "due_date": (issue + timedelta(days=14)).isoformat(),
             "line_items": items, "status": status,
         })
         customer["bill_ids"].append(bill_id)
@@ -295,101 +298,74 @@ def build(seed: int, size: float = 1.0) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ user side
-_STRENGTHS = {"5G": ("good", "excellent", "fair"), "4G": ("good", "excellent"),
-              "3G": ("fair", "good"), "2G": ("poor", "fair")}
+# τ²-bench's phone breakages: its task initialization actions, by the issue they cause. Each is
+# a list of (action or user tool, arguments), run as τ²-bench runs them.
+FAULTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    # no service
+    "airplane_mode_on": [("turn_airplane_mode_on", {})],
+    "unseat_sim_card": [("unseat_sim_card", {})],
+    "lock_sim_card_pin": [("lock_sim_card", {"mode": "pin"})],
+    "lock_sim_card_puk": [("lock_sim_card", {"mode": "puk"})],
+    "break_apn_settings": [("break_apn_settings", {})],
+    # no or slow mobile data
+    "data_mode_off": [("turn_data_off", {})],
+    "user_abroad_roaming_off": [("set_user_location", {"abroad": True}), ("turn_roaming_off", {})],
+    "user_abroad_roaming_on": [("set_user_location", {"abroad": True}), ("turn_roaming_on", {})],
+    "data_saver_mode_on": [("turn_data_saver_mode_on", {})],
+    "bad_network_preference": [("set_network_mode_preference", {"mode": "2g_only"})],
+    "bad_vpn": [("break_vpn", {})],
+    # picture messages
+    "break_apn_mms_setting": [("break_apn_mms_setting", {})],
+    "bad_wifi_calling": [("set_wifi_calling", {"enabled": True, "mms_over_wifi": True})],
+    "break_app_sms_permission": [("remove_app_permission", {"app_name": "messaging", "permission": "sms"})],
+    "break_app_storage_permission": [("remove_app_permission", {"app_name": "messaging", "permission": "storage"})],
+}
+# Breakages that exclude each other (one location; one SIM problem).
+_EXCLUSIVE = ({"user_abroad_roaming_off", "user_abroad_roaming_on"},
+              {"unseat_sim_card", "lock_sim_card_pin", "lock_sim_card_puk"})
+SUSPENDED_LINE_SHARE = 0.15  # phones whose line is suspended for an unpaid bill
 
 
 def build_user(seed: int, size: float = 1.0, db: dict[str, Any] | None = None, *,
-               line_id: str | None = None,
-               airplane_mode: bool = False,
-               bad_apn: bool = False,
-               mms_apn_missing: bool = False,
-               sim_missing: bool = False,
-               sim_locked: str | None = None,
-               data_off: bool = False,
-               abroad: bool = False,
-               phone_roaming: bool | None = None,
-               data_saver: bool = False,
-               network_mode: str = "4g_5g_preferred",
-               weak_signal: bool = False,
-               vpn: str | None = None,
-               messaging_permissions_missing: bool = False,
-               wifi: bool = False,
-               wifi_calling: bool = False) -> dict[str, Any]:
-    """The phone of the customer who owns one active phone line of `db` (built from
-    `seed, size` when not given), with its surroundings. Healthy unless a fault is asked for.
+               line_id: str | None = None, faults: list[str] | None = None) -> dict[str, Any]:
+    """The phone of the customer who owns one line of `db` (built from `seed, size` when not
+    given), set up as τ²-bench sets up a task.
 
-    line_id      pick this line instead of a random active phone line whose data allowance
-                 is not used up (the line's state in `db` is honoured as it is: a suspended
-                 line or a used-up allowance are agent-side faults)
-    airplane_mode                 airplane mode on: no service
-    bad_apn                       APN set to the invalid 'broken' profile: no mobile data
-    mms_apn_missing               APN without MMS settings: picture messages fail
-    sim_missing                   SIM not seated: no service until reseated
-    sim_locked                    'locked_pin' or 'locked_puk': emergency calls only
-    data_off                      mobile data switched off on the phone
-    abroad                        the customer is abroad: needs roaming on the line (agent
-                                  side) and, for data, the phone's roaming switch
-    phone_roaming                 the phone's data-roaming switch; default: on when abroad,
-                                  off at home. abroad=True, phone_roaming=False is a fault
-    data_saver                    data saver on: speed capped at 1 Mbps
-    network_mode                  '4g_only', '3g_only', '2g_only' restrict the technology
-                                  (e.g. '2g_only': very slow data, no MMS)
-    weak_signal                   every technology at poor signal
-    vpn                           None, or a connected VPN's performance ('poor' slows data)
-    messaging_permissions_missing the messaging app lacks sms and storage: MMS fails
-    wifi / wifi_calling           connected to home Wi-Fi / Wi-Fi calling on (with MMS over
-                                  Wi-Fi)
+    line_id  the phone's line; default: a phone line drawn from the active ones (some with
+             their data allowance used up) and, sometimes, one suspended for an unpaid bill
+    faults   names of `FAULTS` to apply, in order (`[]`: a healthy phone); default: one to
+             three drawn at random. Every generated phone is broken, as in every τ²-bench
+             telecom task: a run has one world, and its troubleshooting tasks need a problem.
+    `db` is not changed: the carrier's side of a problem is the line's state in it.
     """
     rng = random.Random(seed)
     db = build(seed, size) if db is None else db
     line = _choose_line(rng, db, line_id)
     owner = next(c for c in db["customers"] if line["line_id"] in c["line_ids"])
-    plan = next(p for p in db["plans"] if p["plan_id"] == line["plan_id"])
-    awaiting = next((b for b in db["bills"] if b["customer_id"] == owner["customer_id"]
-                     and b["status"] == "Awaiting Payment"), None)
-    signal = {tech: ("poor" if weak_signal else rng.choice(options))
-              for tech, options in (("2G", _STRENGTHS["2G"]), ("3G", _STRENGTHS["3G"]),
-                                    ("4G", _STRENGTHS["4G"]), ("5G", _STRENGTHS["5G"]))}
-    surroundings = phone.default_surroundings() | {
-        "name": owner["full_name"], "phone_number": line["phone_number"],
-        "is_abroad": abroad, "roaming_allowed": bool(line["roaming_enabled"]),
-        "signal_strength": signal,
-        "mobile_data_usage_exceeded": line["data_used_gb"] >= plan["data_limit_gb"]
-        + line["data_refueling_gb"],
-        "line_active": line["status"] == "Active",
-        "payment_request": ({"bill_id": awaiting["bill_id"], "amount_due": awaiting["total_due"],
-                             "paid": False} if awaiting else None),
-    }
-    device = phone.default_device()
-    device["battery_level"] = rng.randint(25, 100)
-    device["airplane_mode"] = airplane_mode
-    device["data_enabled"] = not data_off
-    device["roaming_enabled"] = abroad if phone_roaming is None else phone_roaming
-    device["data_saver_mode"] = data_saver
-    device["network_mode_preference"] = network_mode
-    if bad_apn:
-        device["active_apn_settings"]["apn_name"] = "broken"
-    if mms_apn_missing:
-        device["active_apn_settings"].update(mms_apn=None, mmsc_url=None)
-    if sim_missing:
-        device["sim_card_missing"] = True
-    if sim_locked is not None:
-        device["sim_card_status"] = sim_locked
-    if vpn is not None:
-        server, protocol = rng.choice(data.VPN_SERVERS)
-        device.update(vpn_enabled_setting=True, vpn_connected=True,
-                      vpn_details={"server_address": server, "protocol": protocol,
-                                   "server_performance": vpn})
-    if messaging_permissions_missing:
-        device["app_statuses"]["messaging"]["permissions"].update(sms=False, storage=False)
-    if wifi:
-        device.update(wifi_enabled=True, wifi_ssid=rng.choice(data.HOME_WIFI_NAMES),
-                      wifi_signal_strength=rng.choice(("good", "excellent")))
-    if wifi_calling:
-        device.update(wifi_calling_enabled=True, wifi_calling_mms_over_wifi=True)
-    phone.refresh_phone(device, surroundings)
-    return {"device": device, "surroundings": surroundings}
+    user = {"device": phone.default_device(), "surroundings": phone.default_surroundings()}
+    user["device"]["battery_level"] = rng.randint(25, 100)
+    if faults is None:
+        faults = _draw_faults(rng)
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown phone fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+    # The carrier's records are only read (sync marks bills paid only after a payment).
+    ctx = SimpleNamespace(db=db, user_db=user, now=NOW.isoformat())
+    steps = [("set_user_info", {"name": owner["full_name"], "phone_number": line["phone_number"]})]
+    steps += [step for name in faults for step in FAULTS[name]]
+    steps.append(("simulate_network_search", {}))
+    for name, arguments in steps:  # an action, or a phone tool (τ²-bench's set-up uses both)
+        (getattr(phone_actions, name, None) or getattr(phone_tools, name))(ctx, **arguments)
+        tools.sync(ctx)
+    return user
+
+
+def _draw_faults(rng: random.Random) -> list[str]:
+    chosen: list[str] = []
+    for name in rng.sample(sorted(FAULTS), k=rng.choice((1, 2, 2, 3, 3))):
+        if not any(name in group and chosen_name in group for group in _EXCLUSIVE for chosen_name in chosen):
+            chosen.append(name)
+    return chosen
 
 
 def _choose_line(rng: random.Random, db: dict[str, Any], line_id: str | None) -> dict[str, Any]:
@@ -399,14 +375,16 @@ def _choose_line(rng: random.Random, db: dict[str, Any], line_id: str | None) ->
                 return line
         raise ValueError(f"line {line_id} not found in the database")
     phones = {d["device_id"] for d in db["devices"] if d["device_type"] == "phone"}
-    plans = {p["plan_id"]: p for p in db["plans"]}
-    healthy = [line for line in db["lines"]
-               if line["status"] == "Active" and line["device_id"] in phones
-               and line["data_used_gb"] < plans[line["plan_id"]]["data_limit_gb"]
-               + line["data_refueling_gb"]]
-    # Tiny worlds may lack a healthy line: fall back to any active line, then to any line.
-    active = [line for line in db["lines"] if line["status"] == "Active"]
-    candidates = healthy or active or list(db["lines"])
+    overdue = {b["customer_id"] for b in db["bills"] if b["status"] == "Overdue"}
+    owner = {i: c for c in db["customers"] for i in c["line_ids"]}
+    on_phone = [line for line in db["lines"] if line["device_id"] in phones and line["line_id"] in owner]
+    active = [line for line in on_phone if line["status"] == "Active"]
+    unpaid = [line for line in on_phone if line["status"] == "Suspended"
+              and owner[line["line_id"]]["customer_id"] in overdue]
+    if unpaid and rng.random() < SUSPENDED_LINE_SHARE:
+        return rng.choice(unpaid)
+    # Tiny worlds may lack an active phone line: fall back to any active line, then to any line.
+    candidates = active or [line for line in db["lines"] if line["status"] == "Active"] or list(db["lines"])
     if not candidates:
         raise ValueError("the database has no lines")
     return rng.choice(candidates)

@@ -1,12 +1,10 @@
-"""User-side tools of the telecom domain: what the customer does on their own phone.
+"""User-side tools of the telecom domain: what the customer does on their own phone, worded
+exactly as τ²-bench's phone answers (the phone's environment actions are in
+`phone_actions.py`).
 
-They act on `ctx.user_db` (`device`: the phone's settings; `surroundings`: where the phone is
-and what the carrier allows) and return what the customer would see, as text. Each tool that
-changes a setting recomputes the phone's derived network fields at once (`phone.refresh_phone`)
-so its answer already reflects the change; facts owned by the carrier (line active, roaming
-service, data allowance, payment requests) reach the phone through `tools.sync`.
-
-Simplification: airplane mode switches off the cellular radio only; Wi-Fi keeps its own switch.
+Tools act on `ctx.user_db` (`device`, `surroundings`) through `phone.py`. Most answers end with
+the status bar. A setting that affects the network makes the phone search again; facts the
+carrier owns reach the phone through `tools.sync`.
 """
 
 from __future__ import annotations
@@ -35,307 +33,281 @@ def _load_sibling(stem: str) -> ModuleType:
 
 phone = _load_sibling("phone")
 
-BARS = {"none": 0, "poor": 1, "fair": 2, "good": 3, "excellent": 4}
-
 
 def _parts(ctx: Any) -> tuple[Any, Any]:
     return ctx.user_db["device"], ctx.user_db["surroundings"]
 
 
-def _refresh(ctx: Any) -> tuple[Any, Any]:
-    device, surroundings = _parts(ctx)
-    phone.refresh_phone(device, surroundings)
-    return device, surroundings
+def _search(ctx: Any) -> None:
+    phone.network_search(*_parts(ctx))
+
+
+def _with_bar(ctx: Any, text: str) -> str:
+    return f"{text}\nStatus Bar: {phone.status_bar(ctx.user_db['device'])}"
 
 
 def _on(flag: Any) -> str:
     return "ON" if flag else "OFF"
 
 
+def _yes(flag: Any) -> str:
+    return "Yes" if flag else "No"
+
+
+def assert_outcome(condition: bool) -> None:
+    """τ²-bench's tools `assert` their outcome: a failure is an AssertionError (empty text)
+    after the changes were made, and the changes stay."""
+    if not condition:
+        raise ToolError("", keep_changes=True)
+
+
 # ------------------------------------------------------------------------------ status checks
 def check_status_bar(ctx: Any) -> str:
-    device, surroundings = _parts(ctx)
-    items = []
-    if device["airplane_mode"]:
-        items.append("airplane mode icon")
-    status = device["network_connection_status"]
-    if status == "connected":
-        items.append(f"{device['network_technology_connected']} signal "
-                     f"{BARS[device['network_signal_strength']]}/4 bars")
-    elif status == "emergency_only":
-        items.append("'Emergency calls only'")
-    else:
-        items.append("'No service'")
-    if device["network_connection_status"] == "connected" and device["data_enabled"]:
-        working = phone.mobile_data_problem(device, surroundings) is None
-        items.append("mobile data icon" if working else "mobile data icon with an exclamation mark")
-    if device["data_saver_mode"]:
-        items.append("data saver icon")
-    if device["wifi_connected"]:
-        items.append(f"Wi-Fi {BARS[device['wifi_signal_strength']]}/4 bars")
-    if device["vpn_connected"]:
-        items.append("VPN key icon")
-    items.append(f"battery {device['battery_level']}%")
-    return "Status bar shows: " + ", ".join(items) + "."
+    return f"Status Bar: {phone.status_bar(ctx.user_db['device'])}"
 
 
 def check_network_status(ctx: Any) -> str:
-    device, surroundings = _parts(ctx)
-    status, tech, strength, reason = phone.registration(device, surroundings)
-    data_problem = phone.mobile_data_problem(device, surroundings)
-    wifi = (f"connected to {device.get('wifi_ssid')}" if device["wifi_connected"]
-            else _on(device["wifi_enabled"]))
+    device, _ = _parts(ctx)
     lines = [
-        f"Airplane mode: {_on(device['airplane_mode'])}",
-        f"Cellular: {status} ({reason})",
-        f"Technology: {tech}, signal: {strength}",
-        f"Mobile data switch: {_on(device['data_enabled'])}; data roaming switch: "
-        f"{_on(device['roaming_enabled'])}",
-        "Mobile data: working" if data_problem is None else "Mobile data: not working",
-        f"Wi-Fi: {wifi}",
+        f"Airplane Mode: {_on(device['airplane_mode'])}",
+        f"SIM Card Status: {phone.sim_status(device)}",
+        f"Cellular Connection: {device['network_connection_status']}",
+        f"Cellular Signal: {device['network_signal_strength']}",
+        f"Cellular Network Type: {device['network_technology_connected']}",
+        f"Mobile Data Enabled: {_yes(device['data_enabled'])}",
+        f"Data Roaming Enabled: {_yes(device['roaming_enabled'])}",
+        f"Wi-Fi Radio: {_on(device['wifi_enabled'])}",
+        f"Wi-Fi Connected: {_yes(device['wifi_connected'])}",
     ]
+    if device["wifi_connected"]:
+        lines.append(f"Connected Wi-Fi Network: {device.get('wifi_ssid')}")
     return "\n".join(lines)
 
 
 def check_network_mode_preference(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    return f"Preferred network mode: {device['network_mode_preference']}"
-
-
-def set_network_mode_preference(ctx: Any, mode: str) -> str:
-    if mode not in phone.ALLOWED_TECH:
-        raise ToolError("mode must be one of: " + ", ".join(phone.ALLOWED_TECH))
-    device, _ = _parts(ctx)
-    device["network_mode_preference"] = mode
-    device, _ = _refresh(ctx)
-    return (f"Preferred network mode set to {mode}. Now: {device['network_connection_status']}"
-            f" on {device['network_technology_connected']}.")
+    return f"Network Mode Preference: {ctx.user_db['device']['network_mode_preference']}"
 
 
 def run_speed_test(ctx: Any) -> str:
-    device, surroundings = _parts(ctx)
-    if device["wifi_connected"]:
-        mbps, over = phone.wifi_speed_mbps(device), f"Wi-Fi ({device.get('wifi_ssid')})"
-    else:
-        mbps, over = phone.mobile_speed_mbps(device, surroundings), "mobile data"
-    if mbps <= 0:
-        return "Speed test failed: no internet connection."
-    return f"Speed test over {over}: download {mbps:.2f} Mbps ({phone.speed_label(mbps)})."
+    speed, label = phone.speed_test(*_parts(ctx))
+    if speed is None:
+        return f"Speed test failed: {label or 'Could not determine speed'}."
+    return f"Speed Test Result: {speed:.2f} Mbps ({label}). {phone.SPEED_ADVICE.get(label, '')}"
 
 
 def check_sim_status(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    status = device["sim_card_status"]
-    text = {
-        "active": "SIM card detected and active.",
-        "missing": "No SIM card detected.",
-        "locked_pin": "SIM card is locked: the PIN is required.",
-        "locked_puk": "SIM card is locked: the PUK code is required (too many wrong PINs).",
-    }[status]
-    return text
+    status = phone.sim_status(ctx.user_db["device"])
+    return {
+        "active": "Your SIM card is active and working.",
+        "missing": "No SIM card detected in the phone.",
+        "locked_pin": "The SIM card is locked with a PIN code.",
+        "locked_puk": "The SIM card is locked with a PUK code.",
+    }.get(status, f"Unknown SIM status: {status}")
 
 
 def check_data_restriction_status(ctx: Any) -> str:
-    device, surroundings = _parts(ctx)
-    text = f"Data saver mode: {_on(device['data_saver_mode'])}."
-    if surroundings["mobile_data_usage_exceeded"]:
-        text += " Carrier notice: the plan's data allowance for this cycle is used up."
-    return text
+    if ctx.user_db["device"]["data_saver_mode"]:
+        return "Data Saver mode is ON (limits data usage)."
+    return "Data Saver mode is OFF."
 
 
 def check_apn_settings(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    apn = device["active_apn_settings"]
-    return ("APN settings: " + ", ".join(f"{k}={apn.get(k)}" for k in (
-        "apn_name", "mms_apn", "mmsc_url", "mms_proxy", "mms_port", "reset_at_reboot")))
+    apn = ctx.user_db["device"]["active_apn_settings"]
+    return (f"Current APN Name: {apn['apn_name'] or 'Not Set'}\n"
+            f"MMSC URL (for picture messages): {apn.get('mmsc_url') or 'Not Set'}\n"
+            "(These are technical settings, usually best left unchanged.)")
 
 
 def check_wifi_status(ctx: Any) -> str:
     device, _ = _parts(ctx)
+    if not device["wifi_enabled"]:
+        return "Wi-Fi is turned OFF."
     if device["wifi_connected"]:
-        return (f"Wi-Fi is ON and connected to {device.get('wifi_ssid')} "
-                f"(signal {device['wifi_signal_strength']}).")
-    return f"Wi-Fi is {_on(device['wifi_enabled'])} and not connected."
+        return (f"Wi-Fi is ON and connected to '{device.get('wifi_ssid')}'. "
+                f"Signal strength: {device['wifi_signal_strength']}.")
+    return "Wi-Fi is ON but not connected to any network."
 
 
 def check_wifi_calling_status(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    return (f"Wi-Fi calling: {_on(device['wifi_calling_enabled'])}; MMS over Wi-Fi: "
-            f"{_on(device['wifi_calling_mms_over_wifi'])}.")
+    return f"Wi-Fi Calling is currently turned {_on(ctx.user_db['device']['wifi_calling_enabled'])}."
+
+
+def _vpn_repr(details: Any) -> str:
+    """The VPN details as τ²-bench prints them: the repr of a pydantic dump, whose
+    performance level is still an enum member."""
+    level = details.get("server_performance", "unknown")
+    return (f"{{'server_address': {details.get('server_address')!r}, "
+            f"'protocol': {details.get('protocol')!r}, "
+            f"'server_performance': <PerformanceLevel.{str(level).upper()}: {level!r}>}}")
 
 
 def check_vpn_status(ctx: Any) -> str:
     device, _ = _parts(ctx)
-    details = device.get("vpn_details")
-    if not device["vpn_connected"]:
-        profile = "a VPN profile is configured" if details is not None else "no VPN profile"
-        return f"VPN is not connected ({profile})."
-    return (f"VPN connected to {details.get('server_address')} over {details.get('protocol')} "
-            f"(server performance: {details.get('server_performance', 'unknown')}).")
+    if device["vpn_connected"]:
+        details = device.get("vpn_details")
+        if details:
+            return f"VPN is ON and connected. Details: {_vpn_repr(details)}"
+        return "VPN is ON and connected (no specific details available)."
+    if device["vpn_enabled_setting"]:
+        return "VPN is turned ON in settings, but currently not connected."
+    return "VPN is turned OFF."
 
 
 def check_installed_apps(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    return "Installed apps: " + ", ".join(sorted(device["app_statuses"]))
+    return ("The following apps are installed on the phone: "
+            + ", ".join(ctx.user_db["device"]["app_statuses"]))
 
 
-def _app(ctx: Any, app_name: str) -> Any:
-    device, _ = _parts(ctx)
-    app = device["app_statuses"].get(app_name)
-    if app is None:
-        raise ToolError(f"no app named {app_name!r} is installed")
-    return app
+def _granted(app: Any) -> list[str]:
+    return [name.replace("_", " ").lower() for name, allowed in app["permissions"].items() if allowed]
 
 
 def check_app_status(ctx: Any, app_name: str) -> str:
-    app = _app(ctx, app_name)
-    perms = app["permissions"]
-    return (f"App {app_name}: installed; permissions: "
-            + ", ".join(f"{p}={'granted' if perms[p] else 'denied'}" for p in phone.PERMISSIONS))
+    app = ctx.user_db["device"]["app_statuses"].get(app_name)
+    if not app:
+        return f"App '{app_name}' not found on this phone."
+    lines = [f"Status for App: {app_name}"]
+    granted = _granted(app)
+    if not granted:
+        lines.append(" - Permissions: None granted.")
+    else:
+        lines.append(" - Permissions Granted:")
+        lines += [f"   - {p}" for p in granted]
+    return "\n".join(lines)
 
 
 def check_app_permissions(ctx: Any, app_name: str) -> str:
-    perms = _app(ctx, app_name)["permissions"]
-    granted = [p for p in phone.PERMISSIONS if perms[p]]
-    return f"Permissions granted to {app_name}: " + (", ".join(granted) if granted else "none")
+    app = ctx.user_db["device"]["app_statuses"].get(app_name)
+    if not app:
+        return f"App '{app_name}' not found on this phone."
+    granted = _granted(app)
+    if not granted:
+        return f"App '{app_name}' currently has no permissions granted."
+    return f"App '{app_name}' has permission for: {', '.join(granted)}."
 
 
 def can_send_mms(ctx: Any) -> str:
-    device, surroundings = _parts(ctx)
-    problem = phone.mms_problem(device, surroundings)
-    if problem is None:
-        return "Yes: a picture message can be sent."
-    return f"No: picture messages cannot be sent ({problem})."
+    if phone.can_send_mms(*_parts(ctx)):
+        return "Your messaging app can send MMS messages."
+    return "Your messaging app cannot send MMS messages."
 
 
 def check_payment_request(ctx: Any) -> str:
-    _, surroundings = _parts(ctx)
-    request = surroundings.get("payment_request")
+    request = ctx.user_db["surroundings"].get("payment_request")
     if request is None:
-        return "No payment request on the phone."
-    state = "already paid" if request.get("paid") else "waiting for payment"
-    return (f"Payment request for bill {request['bill_id']}: amount "
-            f"{float(request['amount_due']):.2f}, {state}.")
+        return "No payment request has been made."
+    return f"You have a payment request for bill {request['bill_id']} of {float(request['amount_due'])} USD."
 
 
 # ------------------------------------------------------------------------------ phone actions
-def _toggle(ctx: Any, key: str, label: str) -> str:
-    device, _ = _parts(ctx)
-    device[key] = not device[key]
-    device, _ = _refresh(ctx)
-    return f"{label} is now {_on(device[key])}."
-
-
 def toggle_airplane_mode(ctx: Any) -> str:
-    text = _toggle(ctx, "airplane_mode", "Airplane mode")
-    device, _ = _parts(ctx)
-    return text + f" Cellular status: {device['network_connection_status']}."
+    return _with_bar(ctx, f"Airplane Mode is now {_on(phone.flip_airplane_mode(*_parts(ctx)))}.")
 
 
 def toggle_data(ctx: Any) -> str:
-    return _toggle(ctx, "data_enabled", "Mobile data")
+    return _with_bar(ctx, f"Mobile Data is now {_on(phone.flip(*_parts(ctx), 'data_enabled', True))}.")
 
 
 def toggle_roaming(ctx: Any) -> str:
-    return _toggle(ctx, "roaming_enabled", "Data roaming")
+    return _with_bar(ctx, f"Data Roaming is now {_on(phone.flip(*_parts(ctx), 'roaming_enabled', True))}.")
 
 
 def toggle_data_saver_mode(ctx: Any) -> str:
-    return _toggle(ctx, "data_saver_mode", "Data saver mode")
+    return _with_bar(ctx, f"Data Saver Mode is now {_on(phone.flip(*_parts(ctx), 'data_saver_mode', False))}.")
 
 
 def toggle_wifi_calling(ctx: Any) -> str:
-    return _toggle(ctx, "wifi_calling_enabled", "Wi-Fi calling")
+    return _with_bar(ctx, f"Wi-Fi Calling is now {_on(phone.flip(*_parts(ctx), 'wifi_calling_enabled', False))}.")
 
 
 def toggle_wifi(ctx: Any) -> str:
-    text = _toggle(ctx, "wifi_enabled", "Wi-Fi")
     device, _ = _parts(ctx)
-    if device["wifi_enabled"] and not device["wifi_connected"]:
-        text += " No known network in range."
-    elif device["wifi_connected"]:
-        text += f" Connected to {device.get('wifi_ssid')}."
-    return text
+    if device["airplane_mode"]:
+        return _with_bar(ctx, "Cannot change Wi-Fi settings while Airplane Mode is ON.")
+    on = not device["wifi_enabled"]
+    device["wifi_enabled"] = on
+    if not on:
+        device["wifi_connected"] = False
+        device["wifi_ssid"] = None
+        device["wifi_signal_strength"] = "none"
+    return _with_bar(ctx, f"Wi-Fi is now {_on(on)}.")
+
+
+def set_network_mode_preference(ctx: Any, mode: str) -> str:
+    if mode not in phone.NETWORK_MODES:
+        return _with_bar(ctx, f"Failed to set network mode: '{mode}' is not a valid option. "
+                              f"Please use one of: {', '.join(phone.NETWORK_MODES)}")
+    ctx.user_db["device"]["network_mode_preference"] = mode
+    _search(ctx)
+    return _with_bar(ctx, f"Preferred Network Mode set to: {mode}")
 
 
 def reseat_sim_card(ctx: Any) -> str:
     device, _ = _parts(ctx)
     device["sim_card_missing"] = False
-    if device["sim_card_status"] == "missing":
-        device["sim_card_status"] = "active"
-    device, _ = _refresh(ctx)
-    return "SIM card removed and re-inserted. " + check_sim_status(ctx)
+    _search(ctx)
+    assert_outcome(phone.sim_status(device) != "missing")
+    return _with_bar(ctx, "SIM card re-seated successfully.")
 
 
 def set_apn_settings(ctx: Any, apn_settings: dict[str, Any]) -> str:
-    device, _ = _parts(ctx)
-    settings = phone.default_apn()
-    unknown = set(apn_settings) - set(settings)
-    if unknown:
-        raise ToolError("unknown APN setting(s): " + ", ".join(sorted(unknown)))
-    settings.update(apn_settings)
-    device["active_apn_settings"] = settings
-    _refresh(ctx)
-    return "APN settings saved. " + check_apn_settings(ctx)
+    settings = phone.default_apn() | dict(apn_settings)
+    ctx.user_db["device"]["active_apn_settings"] = settings
+    _search(ctx)
+    return _with_bar(ctx, f"APN settings set to: {settings['apn_name']}")
 
 
 def reset_apn_settings(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    device["active_apn_settings"]["reset_at_reboot"] = True
-    return "APN settings will be reset to the carrier defaults when the phone restarts."
+    ctx.user_db["device"]["active_apn_settings"]["reset_at_reboot"] = True
+    _search(ctx)
+    return _with_bar(ctx, "APN settings will reset at reboot.")
 
 
 def reboot_device(ctx: Any) -> str:
-    """Restart: applies a pending APN reset, re-reads the SIM, reconnects an always-on VPN."""
     device, _ = _parts(ctx)
+    lines = []
     if device["active_apn_settings"]["reset_at_reboot"]:
+        lines.append("Resetting APN settings...")
         device["active_apn_settings"] = phone.default_apn()
-    if device["sim_card_status"] == "missing" and not device["sim_card_missing"]:
-        device["sim_card_status"] = "active"
-    phone.put(device, "vpn_connected",
-              bool(device["vpn_enabled_setting"] and device.get("vpn_details") is not None))
-    device, _ = _refresh(ctx)
-    return ("Phone restarted. Cellular status: "
-            f"{device['network_connection_status']} on {device['network_technology_connected']}.")
+    lines.append("Restarting network services...")
+    device["network_connection_status"] = "searching"
+    _search(ctx)
+    return _with_bar(ctx, "\n".join(lines))
 
 
 def connect_vpn(ctx: Any) -> str:
     device, _ = _parts(ctx)
-    if device.get("vpn_details") is None:
-        raise ToolError("no VPN profile is configured on this phone")
     if device["vpn_connected"]:
-        raise ToolError("the VPN is already connected")
-    device["vpn_enabled_setting"] = True
+        return "VPN already connected."
     device["vpn_connected"] = True
-    return "VPN connected. " + check_vpn_status(ctx)
+    device["vpn_details"] = dict(phone.DEFAULT_VPN)
+    return _with_bar(ctx, "VPN connected successfully.")
 
 
 def disconnect_vpn(ctx: Any) -> str:
-    device, _ = _parts(ctx)
-    if not device["vpn_connected"]:
-        raise ToolError("the VPN is not connected")
-    device["vpn_enabled_setting"] = False
-    device["vpn_connected"] = False
-    return "VPN disconnected."
+    dropped = phone.drop_vpn(ctx.user_db["device"])
+    return _with_bar(ctx, "VPN disconnected successfully." if dropped
+                     else "No active VPN connection to disconnect.")
 
 
 def grant_app_permission(ctx: Any, app_name: str, permission: str) -> str:
-    if permission not in phone.PERMISSIONS:
-        raise ToolError("permission must be one of: " + ", ".join(phone.PERMISSIONS))
-    perms = _app(ctx, app_name)["permissions"]
-    if perms[permission]:
-        raise ToolError(f"{app_name} already has the {permission} permission")
-    perms[permission] = True
-    return f"Granted the {permission} permission to {app_name}."
+    permission = permission.lower()
+    app = ctx.user_db["device"]["app_statuses"].get(app_name)
+    if not app:
+        text = f"Error. App '{app_name}' not found. Cannot grant permission."
+    elif permission not in app["permissions"]:
+        text = (f"Error. Permission '{permission}' not tracked for app '{app_name}', "
+                f"available permissions: {list(app['permissions'])}")
+    else:
+        app["permissions"][permission] = True
+        text = f"Success. Permission '{permission}' granted to app '{app_name}'."
+    return _with_bar(ctx, text)
 
 
 def make_payment(ctx: Any) -> str:
     """Pay the pending request; `tools.sync` then marks the bill paid in the carrier's records."""
-    _, surroundings = _parts(ctx)
-    request = surroundings.get("payment_request")
+    request = ctx.user_db["surroundings"].get("payment_request")
     if request is None:
-        raise ToolError("there is no payment request to pay")
-    if request.get("paid"):
-        raise ToolError("this payment request has already been paid")
+        return "You do not have a payment request."
     request["paid"] = True
-    return f"Paid {float(request['amount_due']):.2f} for bill {request['bill_id']}."
+    return f"Payment of {float(request['amount_due'])} USD has been made for bill {request['bill_id']}."

@@ -8,9 +8,13 @@ user database) is planned as user-side calls (`side: "user"`) — switching data
 before a trip, paying a payment request, and the fixes of a phone troubleshooting session.
 
 Lines and bills are sampled as customers bring them: mostly ones the request fits, sometimes
-any. Nothing is filtered for feasibility: resuming a line while a bill is overdue, roaming on a
-suspended line or a payment request for a bill that is not overdue make the gold path fail,
-and TaskValidation rejects the task with the reason.
+any. Nothing is filtered for feasibility: suspending a line that is not active makes the gold
+path fail (τ²-bench's tool refuses); resuming a line while a bill is overdue, roaming on a
+suspended line or a payment request for a bill that is not overdue go through but break the
+policy; TaskValidation rejects both with the reason.
+
+Phone troubleshooting is planned on a private copy of the world with the domain's own tool
+implementations (`_Phone`), so each planned step is exactly what the tools will do there.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
+
+from runtime.env.errors import ToolError
 
 from runtime.workers.offline.intents import (
     Intents,
@@ -45,9 +51,11 @@ def _load_sibling(stem: str) -> ModuleType:
 
 
 phone = _load_sibling("phone")
-data = _load_sibling("data")
+phone_tools = _load_sibling("phone_tools")
+tools = _load_sibling("tools")
 
-FITTING_SHARE = 0.7  # how often the line or bill is one the request fits
+FITTING_SHARE = 0.5  # how often the line or bill is one the request fits
+OVER_ASK_SHARE = 0.3  # how often a refuel asks for more data than the policy allows
 REFUEL_PRICE_KEY = "data_refueling_price_per_gb"
 
 
@@ -166,19 +174,22 @@ def _seed_travel(rng: Any, world: Any, difficulty: dict) -> dict | None:
 
 
 def _seed_fix(rng: Any, world: Any, difficulty: dict) -> dict | None:
-    """Only when the phone really has a problem: the symptom the customer calls about."""
+    """Only when the phone really has a problem: the symptom the customer calls about, one of
+    those the phone shows (without service there is no data and no MMS either)."""
     ctx = _seed_travel(rng, world, difficulty)
     if ctx is None:
         return None
-    symptom = _symptom(world.user_db["device"], world.user_db["surroundings"])
-    return None if symptom is None else ctx | {"symptom": symptom}
+    shown = _reportable(world.user_db["device"], world.user_db["surroundings"])
+    return None if not shown else ctx | {"symptom": SYMPTOMS[rng.choice(shown)]}
 
 
 # ------------------------------------------------------------------------------ plans
 def _plan_roaming(rng: Any, world: Any, ctx: dict, diff: dict, enable: bool) -> dict:
     calls, known, customer, line = _start(rng, world, ctx)
     tool = "enable_roaming" if enable else "disable_roaming"
-    writes = [gold_call(tool, customer_id=customer["customer_id"], line_id=line["line_id"])]
+    # Roaming already as asked: the agent reads the line and says so; nothing to change.
+    writes = [] if bool(line["roaming_enabled"]) == enable else \
+        [gold_call(tool, customer_id=customer["customer_id"], line_id=line["line_id"])]
     device = world.user_db["device"] if world.user_db else {}
     if enable and _is_phone_line(world, line):
         if not device.get("roaming_enabled"):  # data abroad needs the phone's own switch too
@@ -192,6 +203,8 @@ def _plan_roaming(rng: Any, world: Any, ctx: dict, diff: dict, enable: bool) -> 
         "known": known,
         "gold_calls": pad_reads(calls, _extras(world, customer, line), diff, writes),
         "must": [f"roaming is {'on' if enable else 'off'} for line {line['line_id']}"],
+        # already as asked: the agent must say so (nothing to change on the line)
+        "inform": [] if bool(line["roaming_enabled"]) != enable else [f"already {'on' if enable else 'off'}"],
         "must_not": ["change other lines", "add data or change the plan"],
         "subgoals": ["ask whether roaming costs extra"] if enable else [],
         "say": {},
@@ -237,6 +250,8 @@ def _plan_resume(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         writes += _pay_steps(world, customer, overdue) + [bills_read]
         must.insert(0, "the overdue bills " + ", ".join(b["bill_id"] for b in overdue) + " are paid")
     writes.append(gold_call("resume_line", customer_id=customer["customer_id"], line_id=line["line_id"]))
+    if _is_phone_line(world, line):  # the phone finds the network again only after a restart
+        writes.append(_user("reboot_device"))
     return {
         "objective": f"Get line {line['phone_number']} working again (it is suspended).",
         "known": known,
@@ -253,6 +268,8 @@ def _plan_refuel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     calls[-1] = gold_call("get_data_usage", customer_id=customer["customer_id"], line_id=line["line_id"])
     plan = _plan_of(world.db, line)
     gb = rng.choice((1.0, 2.0) if diff["level"] != "hard" else (0.5, 1.0, 1.5, 2.0))
+    if rng.random() < OVER_ASK_SHARE:  # more than the policy's 2 GB: the agent must say no
+        gb = rng.choice((3.0, 5.0))
     price = round(gb * plan[REFUEL_PRICE_KEY], 2) if plan else None
     calls.append(gold_call("get_details_by_id", id=line["plan_id"]))
     writes = [gold_call("refuel_data", customer_id=customer["customer_id"], line_id=line["line_id"], gb_amount=gb)]
@@ -268,7 +285,7 @@ def _plan_refuel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         "must_not": ["refuel more than once", "change the plan"],
         "subgoals": ["ask when the allowance resets"],
         "alternatives": {"gb_amount": 2.0 if gb != 2.0 else 1.0} if diff["level"] == "hard" else {},
-        "say": {"gb_amount": f"{gb:g} gigabytes"},
+        "say": {"gb_amount": f"{gb:g} gigabyte{'' if gb == 1 else 's'}"},
     }
 
 
@@ -328,122 +345,248 @@ def _plan_travel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ troubleshooting
-def _symptom(device: Any, sur: Any) -> str | None:
-    if phone.registration(device, sur)[0] != "connected":
-        return "no service"
-    if phone.mobile_data_problem(device, sur) is not None:
-        return "no mobile data"
-    if _slow(device):
-        return "slow mobile data"
-    if phone.mms_problem(device, sur) is not None:
-        return "picture messages fail"
-    return None
+SYMPTOMS = {"service": "no service", "data": "no mobile data", "slow": "slow mobile data",
+            "mms": "picture messages fail"}
+# What the customer checks at the end to see that the problem is gone.
+CHECK_AFTER = {"service": "check_status_bar", "data": "run_speed_test", "slow": "run_speed_test",
+               "mms": "can_send_mms"}
 
 
-def _slow(device: Any) -> bool:
-    vpn = device.get("vpn_details") or {}
-    return bool(device["data_saver_mode"] or device["network_mode_preference"] != "4g_5g_preferred"
-                or (device["vpn_connected"] and vpn.get("server_performance") == "poor"))
+def _stage_ok(stage: str, device: Any, sur: Any) -> bool:
+    """Does the phone pass this stage (each stage needs the ones before it)?"""
+    if device["network_connection_status"] != "connected":
+        return False
+    if stage == "service":
+        return True
+    if not phone.mobile_data_working(device, sur):
+        return False
+    if stage == "slow":
+        return phone.speed_test(device, sur)[1] == "Excellent"
+    return stage == "data" or phone.can_send_mms(device, sur)
 
 
-def _fix_step(device: Any, sur: Any, customer: Any, line: Any, db: Any) -> tuple[list[dict], bool]:
-    """The next fix for the first fault on the policy's order, applied to the copies:
-    (calls, whether the session must end with a transfer)."""
-    cid, lid = customer["customer_id"], line["line_id"]
-    apn = device["active_apn_settings"]
+def _failing_stage(device: Any, sur: Any) -> str | None:
+    """The first of service, data, speed, MMS that does not work."""
+    return next((s for s in ("service", "data", "slow", "mms") if not _stage_ok(s, device, sur)), None)
+
+
+def _reportable(device: Any, sur: Any) -> list[str]:
+    """The stages a customer may complain about: the first failing one, or a later one it
+    breaks too (no service: no data, no MMS); "slow" only while data works."""
+    first = _failing_stage(device, sur)
+    if first is None:
+        return []
+    later = [s for s in ("data", "mms") if s != first and ("service", "data", "slow", "mms").index(s)
+             > ("service", "data", "slow", "mms").index(first) and not _stage_ok(s, device, sur)]
+    return [first] + later
+
+
+class _Phone:
+    """A private copy of the world on which the troubleshooting is planned: each planned
+    call runs the domain's own implementation (and the sync), so the plan is what the
+    tools will do."""
+
+    def __init__(self, world: Any) -> None:
+        self.ctx = SimpleNamespace(db=copy.deepcopy(world.db), user_db=copy.deepcopy(world.user_db),
+                                   now=world.now, new_id=lambda prefix="", length=6: prefix + "0" * length)
+        self.calls: list[dict] = []
+
+    @property
+    def device(self) -> Any:
+        return self.ctx.user_db["device"]
+
+    @property
+    def sur(self) -> Any:
+        return self.ctx.user_db["surroundings"]
+
+    def do(self, name: str, side: str = "user", **arguments: Any) -> Any:
+        module = tools if side == "agent" else phone_tools
+        try:
+            out = getattr(module, name)(self.ctx, **arguments)
+            tools.sync(self.ctx)
+        except ToolError as exc:  # the plan would fail: this context does not fit
+            raise ValueError(f"{name} fails here: {exc}") from None
+        self.calls.append(gold_call(name, side, **arguments))
+        return out
+
+
+def _fix_service(p: _Phone, customer: Any, line: Any) -> bool:
+    """One fix for no service; False when only a human can help."""
+    device, sur = p.device, p.sur
     if device["airplane_mode"]:
-        device["airplane_mode"] = False
-        return [_user("toggle_airplane_mode")], False
-    if device["sim_card_missing"] or device["sim_card_status"] == "missing":
-        device.update(sim_card_missing=False, sim_card_status="active")
-        return [_user("check_sim_status"), _user("reseat_sim_card")], False
-    if device["sim_card_status"] in ("locked_pin", "locked_puk"):
-        return [_user("check_sim_status"),
-                gold_call("transfer_to_human_agents", summary="SIM card is locked; the customer needs an unlock code.")], True
-    if not sur["line_active"]:
-        if line["status"] != "Suspended":
-            return [gold_call("transfer_to_human_agents", summary=f"Line {lid} is {line['status']}.")], True
-        sur["line_active"] = True
-        return [gold_call("resume_line", customer_id=cid, line_id=lid)], False
-    if sur["is_abroad"] and not sur["roaming_allowed"]:
-        sur["roaming_allowed"] = True
-        return [gold_call("enable_roaming", customer_id=cid, line_id=lid)], False
-    if device["network_mode_preference"] != "4g_5g_preferred":
-        device["network_mode_preference"] = "4g_5g_preferred"
-        return [_user("check_network_mode_preference"),
-                _user("set_network_mode_preference", mode="4g_5g_preferred")], False
+        p.do("toggle_airplane_mode")
+    elif phone.sim_status(device) == "missing":
+        p.do("check_sim_status")
+        p.do("reseat_sim_card")
+    elif device["sim_card_status"] in ("locked_pin", "locked_puk"):
+        p.do("check_sim_status")
+        return False
+    elif device["active_apn_settings"]["apn_name"] == "broken":
+        p.do("check_apn_settings")
+        p.do("reset_apn_settings")
+        p.do("reboot_device")
+    elif not sur["line_active"]:
+        return _lift_suspension(p, customer, line)
+    else:  # the records are fine again: a restart finds the network
+        p.do("reboot_device")
+    return True
+
+
+def _lift_suspension(p: _Phone, customer: Any, line: Any) -> bool:
+    """Pay what is overdue on the phone, resume the line, restart the phone; a line whose
+    contract ended (or that is not merely suspended) goes to a human."""
+    cid, lid = customer["customer_id"], line["line_id"]
+    p.do("get_details_by_id", "agent", id=lid)
+    record = _find(p.ctx.db["lines"], "line_id", lid)
+    ended = record.get("contract_end_date") is not None and record["contract_end_date"] < str(p.ctx.now)[:10]
+    if record["status"] != "Suspended" or ended:
+        return False
+    p.do("get_bills_for_customer", "agent", customer_id=cid)
+    for bill in [b for b in p.ctx.db["bills"] if b["customer_id"] == cid and b["status"] == "Overdue"]:
+        p.do("send_payment_request", "agent", customer_id=cid, bill_id=bill["bill_id"])
+        p.do("check_payment_request")
+        p.do("make_payment")
+    p.do("resume_line", "agent", customer_id=cid, line_id=lid)
+    p.do("reboot_device")
+    return True
+
+
+def _fix_data(p: _Phone, customer: Any, line: Any) -> bool:
+    device, sur = p.device, p.sur
+    cid, lid = customer["customer_id"], line["line_id"]
     if not device["data_enabled"]:
-        device["data_enabled"] = True
-        return [_user("toggle_data")], False
-    if sur["is_abroad"] and not device["roaming_enabled"]:
-        device["roaming_enabled"] = True
-        return [_user("toggle_roaming")], False
-    if apn["apn_name"] != "internet" or not apn.get("mmsc_url") or not apn.get("mms_apn"):
-        device["active_apn_settings"] = phone.default_apn()
-        device["vpn_connected"] = bool(device["vpn_enabled_setting"] and device.get("vpn_details"))
-        return [_user("check_apn_settings"), _user("reset_apn_settings"), _user("reboot_device")], False
-    if sur["mobile_data_usage_exceeded"]:
-        sur["mobile_data_usage_exceeded"] = False
-        return [gold_call("get_data_usage", customer_id=cid, line_id=lid),
-                gold_call("refuel_data", customer_id=cid, line_id=lid, gb_amount=2.0)], False
-    if device["data_saver_mode"]:
-        device["data_saver_mode"] = False
-        return [_user("check_data_restriction_status"), _user("toggle_data_saver_mode")], False
-    if device["vpn_connected"] and (device.get("vpn_details") or {}).get("server_performance") == "poor":
-        device.update(vpn_connected=False, vpn_enabled_setting=False)
-        return [_user("check_vpn_status"), _user("disconnect_vpn")], False
-    perms = device["app_statuses"].get("messaging", {}).get("permissions", {})
-    missing = [p for p in ("sms", "storage") if perms and not perms.get(p)]
-    if missing:
-        for p in missing:
-            perms[p] = True
-        return [_user("check_app_permissions", app_name="messaging")] + \
-            [_user("grant_app_permission", app_name="messaging", permission=p) for p in missing], False
-    return [], True  # nothing the policy can fix from here (weak signal...): hand over
+        p.do("check_network_status")
+        p.do("toggle_data")
+    elif sur["is_abroad"] and not device["roaming_enabled"]:
+        p.do("toggle_roaming")
+    elif sur["is_abroad"] and not sur["roaming_allowed"]:
+        p.do("get_details_by_id", "agent", id=lid)
+        p.do("enable_roaming", "agent", customer_id=cid, line_id=lid)
+    elif sur["mobile_data_usage_exceeded"]:
+        p.do("get_data_usage", "agent", customer_id=cid, line_id=lid)
+        record = _find(p.ctx.db["lines"], "line_id", lid)
+        plan = _plan_of(p.ctx.db, record)
+        missing = record["data_used_gb"] - plan["data_limit_gb"] - record["data_refueling_gb"]
+        if missing >= 2.0:  # more than a refuel may add: a plan change, not ours
+            return False
+        p.do("refuel_data", "agent", customer_id=cid, line_id=lid, gb_amount=2.0)
+    else:
+        return False
+    return True
+
+
+def _fix_speed(p: _Phone) -> bool:
+    device = p.device
+    vpn = device.get("vpn_details") or {}
+    if device["network_mode_preference"] != "4g_5g_preferred":
+        p.do("check_network_mode_preference")
+        p.do("set_network_mode_preference", mode="4g_5g_preferred")
+    elif device["data_saver_mode"]:
+        p.do("check_data_restriction_status")
+        p.do("toggle_data_saver_mode")
+    elif device["vpn_connected"] and vpn.get("server_performance") == "poor":
+        p.do("check_vpn_status")
+        p.do("disconnect_vpn")
+    else:
+        return False
+    return True
+
+
+def _fix_mms(p: _Phone) -> bool:
+    device = p.device
+    perms = (device["app_statuses"].get("messaging") or {}).get("permissions") or {}
+    if device["network_technology_connected"] == "2G":
+        p.do("check_network_status")
+        p.do("set_network_mode_preference", mode="4g_5g_preferred")
+    elif device["wifi_calling_enabled"] and device["wifi_calling_mms_over_wifi"]:
+        p.do("check_wifi_calling_status")
+        p.do("toggle_wifi_calling")
+    elif device["active_apn_settings"].get("mmsc_url") is None:
+        p.do("check_apn_settings")
+        p.do("reset_apn_settings")
+        p.do("reboot_device")
+    elif perms and not (perms.get("sms") and perms.get("storage")):
+        p.do("check_app_permissions", app_name="messaging")
+        for permission in ("storage", "sms"):
+            if not perms.get(permission):
+                p.do("grant_app_permission", app_name="messaging", permission=permission)
+    else:
+        return False
+    return True
 
 
 def _plan_fix(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
+    """Troubleshoot the phone as the policy's workflow does: service first, then mobile data,
+    then speed or MMS, one fault at a time, until the reported problem is gone; a fault only a
+    human can fix ends in a transfer."""
     db = world.db
     customer = _find(db["customers"], "customer_id", ctx["customer_id"])
     line = _find(db["lines"], "line_id", ctx["line_id"])
     if customer is None or line is None or not world.user_db:
         raise KeyError(ctx.get("customer_id"))
-    device = copy.deepcopy(dict(world.user_db["device"]))
-    sur = copy.deepcopy(dict(world.user_db["surroundings"]))
-    symptom = ctx.get("symptom") or _symptom(device, sur) or "no mobile data"
+    p = _Phone(world)
+    target = next((k for k, v in SYMPTOMS.items() if v == ctx.get("symptom")), None) \
+        or _failing_stage(p.device, p.sur) or "data"
+    symptom = SYMPTOMS[target]
     calls, known = _identify(rng, customer, by_phone=line["phone_number"])
-    calls.append(_user("check_status_bar"))
+    p.calls = calls
+    p.do("check_status_bar")
     handover = False
     for _ in range(12):  # each step fixes one fault; a phone has only so many
-        if _symptom(device, sur) is None:
+        stage = next((s for s in ("service", "data", target) if not _stage_ok(s, p.device, p.sur)), None)
+        if stage is None:
             break
-        steps, handover = _fix_step(device, sur, customer, line, db)
-        calls += steps
-        phone.refresh_phone(device, sur)
-        if handover:
+        fixed = (_fix_service(p, customer, line) if stage == "service" else
+                 _fix_data(p, customer, line) if stage == "data" else
+                 _fix_speed(p) if stage == "slow" else _fix_mms(p))
+        if not fixed:
+            handover = True
             break
-    if handover and calls[-1]["name"] != "transfer_to_human_agents":
-        calls.append(gold_call("transfer_to_human_agents", summary=f"{symptom}: troubleshooting did not help."))
-    elif not handover:  # the customer checks that it works now
-        calls.append(_user("can_send_mms" if symptom == "picture messages fail" else "run_speed_test"))
+    else:
+        handover = True
+    if handover:
+        p.calls.append(gold_call("transfer_to_human_agents",
+                                 summary=f"{symptom}: troubleshooting did not solve it."))
+    else:
+        p.calls.append(_user(CHECK_AFTER[target]))
     known["symptom"] = symptom
     return {
         "objective": f"Fix the phone: {symptom}.",
         "known": known,
-        "gold_calls": calls,
-        "must": ["the phone works again: " + symptom + " is solved"]
-        if calls[-1]["name"] != "transfer_to_human_agents" else ["the customer is transferred to a human agent"],
+        "gold_calls": p.calls,
+        "must": ["the customer is transferred to a human agent"] if handover
+        else ["the phone works again: " + symptom + " is solved"],
         "must_not": ["change settings that are not part of the problem", "suspend the line"],
         "subgoals": ["mention a recent change on the phone only when asked"],
         "say": {"symptom": {"no service": "my phone says no service", "no mobile data": "the internet doesn't work",
                             "slow mobile data": "the internet is super slow",
-                            "picture messages fail": "I can't send pictures by text"}.get(symptom, symptom)},
+                            "picture messages fail": "I can't send pictures by text"}[symptom]},
     }
 
 
 # ------------------------------------------------------------------------------ plumbing
 def _line_intent(fits: Callable[[Any, Any], bool], plan: Callable) -> tuple[Callable, Callable]:
     return _seed_line(fits), plan
+
+
+def _plan_data_usage(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
+    """A question, no write: how much data a line used this cycle against its allowance,
+    which the agent must tell (`inform`: the verifier's communicate check)."""
+    calls, known, customer, line = _start(rng, world, ctx)
+    calls[-1] = gold_call("get_data_usage", customer_id=customer["customer_id"], line_id=line["line_id"])
+    plan = _plan_of(world.db, line)
+    inform = [f"{float(line['data_used_gb']):.2f}"] + ([f"{float(plan['data_limit_gb']):.2f}"] if plan else [])
+    return {
+        "objective": f"Find out how much data line {line['phone_number']} has used this billing cycle "
+                     "and how much the plan allows.",
+        "known": known,
+        "gold_calls": pad_reads(calls, _extras(world, customer, line)[1:], diff, []),
+        "inform": inform,
+        "must": [f"the customer is told the line used {inform[0]} GB" + (f" of {inform[1]} GB" if plan else "")],
+        "must_not": ["refuel data", "change the plan"],
+        "subgoals": ["ask when the allowance resets"],
+        "say": {},
+    }
 
 
 # intent → (weight, seed picker, planner)
@@ -454,6 +597,7 @@ INTENTS: Intents = {
     "disable_roaming": (0.5, *_line_intent(lambda w, x: x["roaming_enabled"] and _open(w, x),
                                            lambda r, w, c, d: _plan_roaming(r, w, c, d, False))),
     "suspend_line": (0.8, *_line_intent(lambda w, x: x["status"] == "Active" and _open(w, x), _plan_suspend)),
+    "data_usage": (0.4, *_line_intent(lambda w, x: x["status"] == "Active", _plan_data_usage)),
     "resume_line": (0.8, *_line_intent(_found_again, _plan_resume)),
     "refuel_data": (0.9, *_line_intent(lambda w, x: x["status"] == "Active" and _used_up(w.db, x), _plan_refuel)),
     "pay_overdue_bill": (0.8, _seed_bill, _plan_pay_bill),

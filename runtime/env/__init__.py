@@ -13,7 +13,7 @@ from typing import Any
 
 _EXPORTS = {
     "Environment": "environment", "EnvStats": "environment", "ToolContext": "environment",
-    "ToolResult": "environment",
+    "ToolResult": "environment", "ActionResult": "environment", "Violation": "checks",
     "ToolError": "errors", "ImplLoadError": "errors", "StateLoadError": "errors",
     "ERROR_CATEGORIES": "errors",
     "State": "state", "Txn": "state", "Change": "state", "MISSING": "state",

@@ -1,18 +1,24 @@
 """Errors of the environment layer.
 
 `ToolError` is the one project name a domain's `tools.py` may import: raise it for a
-business-rule failure; the message goes back to the caller and the state is left as it was.
+business-rule failure; the message goes back to the caller and the state is left as it was
+(unless it says `keep_changes=True`).
 """
 
 from __future__ import annotations
 
 
 class ToolError(Exception):
-    """A tool refused the call (a business rule failed). The message is shown to the caller."""
+    """A tool refused the call (a business rule failed). The message is shown to the caller.
 
-    def __init__(self, message: str) -> None:
+    The call fails either way; `keep_changes=True` commits what the tool changed before it
+    raised (τ²-bench's tools are not atomic, and its ground truth keeps such partial writes),
+    the default discards them."""
+
+    def __init__(self, message: str, *, keep_changes: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.keep_changes = keep_changes
 
     def __str__(self) -> str:
         return self.message

@@ -55,7 +55,12 @@ def load_module(file: Path | str) -> ModuleType:
 
 
 def load_impl(ref: Any) -> Callable[..., Any]:
-    """The function an `ImplRef(file, function)` names."""
+    """The function an `ImplRef(file, function)` names, or the callable of a declarative
+    `ExprImpl` (expr_impl.py: no Python of the domain's)."""
+    if getattr(ref, "expr", None) is not None or not hasattr(ref, "file"):
+        from .expr_impl import expression_impl
+
+        return expression_impl(ref)
     mod = load_module(ref.file)
     fn = getattr(mod, ref.function, None)
     if not callable(fn):

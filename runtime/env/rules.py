@@ -4,6 +4,7 @@ rules' evaluation, and the grounding of what an assistant says.
     calls = calls_of(messages, domain)     # [Call{name, kind, arguments, ok, error, confirmed,
                                            #       turn, side, id, index}]
     failures = check_rules(domain, messages, initial_env, final_env)   # [RuleFailure]
+    final, violations = replay_trajectory(initial_env, calls)          # policy violations
     is_confirmation("Yes, go ahead.")      # True
 
 Conventions every backend follows when it writes `Dialog.messages` (docs/CONTRACTS.md §9):
@@ -24,6 +25,10 @@ Conventions every backend follows when it writes `Dialog.messages` (docs/CONTRAC
   "yes").
 - Rules see the agent's calls only (`calls`): every rule of the built-in domains is about what
   the agent does; the user's own tool calls are listed by `calls_of` with `side: "user"`.
+- Per-tool `policy:` checks are judged by the Environment itself when a call is made
+  (`ToolResult.violations`); a trajectory's violations are found by replaying its calls on
+  a fork of its initial environment (`replay_trajectory`), never read from what a worker
+  wrote, and carry the call's turn: `{tool, rule, description, turn}`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 from eigenlang.expr import EvalError, Name, Quantifier, compile_expr
 
 from . import errors as E
+from .checks import message_template
 from .state import MISSING
 from .verifier import normalise_text
 
@@ -115,8 +121,8 @@ def error_category(content: str, name: str, tool: Any) -> str:
     if text.startswith(f"invalid arguments for {name}:"):
         return E.SCHEMA
     if tool is not None:
-        messages = {p.error or f"precondition failed: {p.text}" for p in tool.requires or ()}
-        if text in messages or text.startswith("precondition could not be evaluated") \
+        if any(message_template(p, "error").matches(text) for p in tool.requires or ()) \
+                or text.startswith("precondition could not be evaluated") \
                 or text.endswith("(the check could not be compiled)"):
             return E.PRECONDITION
     if text.startswith(f"{name} raised "):
@@ -166,11 +172,49 @@ def calls_of(messages: Sequence[Mapping], domain: Any) -> list[dict]:
     return calls
 
 
-def dialog_of(messages: list, domain: Any) -> dict:
-    """A Dialog artifact {messages, calls, turns} for `messages` (calls and turns derived)."""
+def dialog_of(messages: list, domain: Any, env: Any = None) -> dict:
+    """A Dialog artifact {messages, calls, turns} for `messages` (calls and turns derived).
+    With `env` (the dialogue's initial environment), each call also lists the policy
+    violations it made (`violations: [{tool, rule, description, turn}]`, found by replay)."""
     calls = calls_of(messages, domain)
-    return {"messages": messages, "calls": [{k: c[k] for k in CALL_FIELDS} for c in calls],
+    entries = [{k: c[k] for k in CALL_FIELDS} for c in calls]
+    if env is not None:
+        found = replay_trajectory(env, calls)[1] if has_policy(domain) else []
+        for position, entry in enumerate(entries, 1):
+            entry["violations"] = [{k: v[k] for k in VIOLATION_FIELDS} for v in found if v["call"] == position]
+    return {"messages": messages, "calls": entries,
             "turns": sum(1 for m in messages if isinstance(m, Mapping) and is_user_turn(m))}
+
+
+VIOLATION_FIELDS = ("tool", "rule", "description", "turn")
+
+
+def has_policy(domain: Any) -> bool:
+    """Whether any tool of the domain declares `policy:` checks."""
+    tools = {**(getattr(domain, "tools", None) or {}), **(getattr(domain, "user_tools", None) or {})}
+    return any(getattr(t, "policy", None) for t in tools.values())
+
+
+def replay_trajectory(env: Any, calls: Sequence[Mapping]) -> tuple[Any, list[dict]]:
+    """Every call of a trajectory (both sides, failed ones too: a failed call changes nothing
+    unless its tool keeps partial writes, as τ²-bench's do) replayed in order on a fork of
+    `env`: (the environment after them, each policy violation as {tool, rule, description,
+    turn, side, call}) where `call` is the call's 1-based position in `calls`."""
+    fork = env.fork()
+    violations = []
+    for position, c in enumerate(calls, 1):
+        result = fork.call(c.get("name"), c.get("arguments") or {}, c.get("side", "agent"))
+        for v in result.violations:
+            violations.append(dict(v.to_json(c.get("turn")), side=v.side, call=position))
+    return fork, violations
+
+
+def violation_text(v: Mapping) -> str:
+    """One violation in words, rule first: "cancel_eligibility: agent call 3
+    cancel_reservation in turn 2 broke a policy check: <what the rule asks>"."""
+    where = f"{v.get('side', 'agent')} call {v['call']} " if v.get("call") else ""
+    turn = f" in turn {v['turn']}" if v.get("turn") is not None else ""
+    return f"{v['rule']}: {where}{v['tool']}{turn} broke a policy check: {v['description']}"
 
 
 def state_diff(initial: Any, final: Any) -> list[dict]:

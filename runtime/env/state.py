@@ -116,9 +116,12 @@ class State:
         return out
 
     def __eq__(self, other: object) -> bool:
+        """Exact equality (1, 1.0 and True differ; key order does not matter). States that
+        share most of their nodes (forks of one state) compare in time proportional to what
+        differs, without hashing the new nodes."""
         if not isinstance(other, State):
             return NotImplemented
-        return self._root is other._root or digest(self._root) == digest(other._root)
+        return _equal(self._root, other._root)
 
     __hash__ = None  # type: ignore[assignment]  # use .hash() for the content digest
 
@@ -214,7 +217,27 @@ def digest(node: Obj | Arr) -> bytes:
     return memo
 
 
-# ---------------------------------------------------------------- diff
+# ---------------------------------------------------------------- equality and diff
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    ta, tb = type(a), type(b)
+    if ta is Obj and tb is Obj:
+        if a._h is not None and b._h is not None:
+            return a._h == b._h
+        if len(a) != len(b):
+            return False
+        # one C-speed pass finds the children that are not shared; only those are compared
+        differing = [k for k, v in a.items() if b.get(k, MISSING) is not v]
+        return all(k in b and _equal(a[k], b[k]) for k in differing)
+    if ta is Arr and tb is Arr:
+        if a._h is not None and b._h is not None:
+            return a._h == b._h
+        return len(a) == len(b) and all(x is y or _equal(x, y) for x, y in zip(a, b))
+    return ta is tb and ta is not Obj and ta is not Arr and a == b
+
 
 
 def _same_scalar(a: Any, b: Any) -> bool:

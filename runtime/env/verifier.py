@@ -5,28 +5,31 @@ A `Verifier` is data (pydantic; it travels in datasets as JSON):
 - `assertions`: expressions over {db, user_db, initial_db, initial_user_db} that must hold;
 - `expected_diff`: when set, the final state must equal the initial state with exactly these
   changes applied ("and nothing else changed"); paths start with "db" or "user_db";
-- `communicate`: strings some assistant message must contain (case-insensitive, numbers
-  normalised so that "1,234.00" matches "1234").
+- `communicate`: strings some assistant message must state (case-insensitive, numbers
+  normalised so that "1,234.00" matches "1234", and whole: "12.5" is not said by "112.5");
+- `env_assertions` (τ²-bench's env assertions, kept by `eigen import tau2`): environment
+  actions (or tools of that side) run on a fork of the final state, whose value must equal
+  `expected`; written only when there are some.
 
 `check(initial_env, final_env, messages)` gives `VerifyResult(passed, failures)` with every
-failure in words. `verifier_from_diff(initial, final)` writes a verifier from a gold
+failure in words; a policy violation made between the two environments (`new_violations`)
+is a failure too. `verifier_from_diff(initial, final)` writes a verifier from a gold
 trajectory's effect: readable assertions for each changed leaf or inserted entity, plus the
 exact expected diff.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, model_serializer
 
 from eigenlang.diagnostics import Origin
 from eigenlang.expr import Compare, EvalError, compile_expr, parse_expr, to_source
+from eigenlang.expr.values import json_preview
 
-from .nodes import plain
 from .state import MISSING, Change, State
 from .views import wrap
 
@@ -45,6 +48,17 @@ class ExpectedChange(BaseModel):
     deleted: bool = False
 
 
+class EnvAssertion(BaseModel):
+    """`Environment.act(name, arguments, side)` on a fork of the final state must succeed
+    with the value `expected` (τ²-bench's `{env_type, func_name, arguments, assert_value}`)."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    side: str = "agent"
+    expected: Any = True
+    description: str = ""
+
+
 class VerifyResult(BaseModel):
     passed: bool
     failures: list[str] = Field(default_factory=list)
@@ -57,6 +71,7 @@ class Verifier(BaseModel):
     assertions: list[Assertion] = Field(default_factory=list)
     expected_diff: list[ExpectedChange] | None = None
     communicate: list[str] = Field(default_factory=list)
+    env_assertions: list[EnvAssertion] = Field(default_factory=list)
 
     # expression text -> (compiled, (left, right, left text) of a top-level `==` or None),
     # or the syntax error in words; filled on first use, once per instance.
@@ -68,6 +83,15 @@ class Verifier(BaseModel):
         return self.model_dump() == other.model_dump()
 
     __hash__ = None  # type: ignore[assignment]
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        """Without `env_assertions` when there are none: every verifier written before the
+        key existed keeps its exact JSON (and its records their integrity hashes)."""
+        data = handler(self)
+        if not self.env_assertions:
+            data.pop("env_assertions", None)
+        return data
 
     def check(self, initial: Any, final: Any, messages: Sequence[Any] | None = None) -> VerifyResult:
         """Check `final` (an Environment) against this verifier; `initial` is where it began."""
@@ -86,6 +110,9 @@ class Verifier(BaseModel):
             failures += _diff_failures(initial, final, self.expected_diff)
         if self.communicate:
             failures += _communicate_failures(self.communicate, messages or [])
+        if self.env_assertions:
+            failures += _env_assertion_failures(self.env_assertions, final)
+        failures += [f"policy: {v}" for v in new_violations(initial, final)]
         return VerifyResult(passed=not failures, failures=failures)
 
     def _compile(self, text: str) -> Any:
@@ -117,6 +144,27 @@ class Verifier(BaseModel):
             left, right, left_text = sides
             return f"{left_text}: expected {_value_text(right, scope)}, found {_value_text(left, scope)}"
         return f"{label}: does not hold"
+
+
+def _env_assertion_failures(checks: Iterable[EnvAssertion], final: Any) -> list[str]:
+    out = []
+    for a in checks:
+        r = final.fork().act(a.name, a.arguments, a.side)  # an assertion only reads: never on `final`
+        if not r.ok or r.value != a.expected:
+            got = f"it failed: {r.error}" if not r.ok else f"got {_show(r.value)}"
+            out.append(f"{a.description or 'env assertion'}: {a.name}({_show(a.arguments)}) on the {a.side} side "
+                       f"should give {_show(a.expected)}, {got}")
+    return out
+
+
+def new_violations(initial: Any, final: Any) -> list[Any]:
+    """The policy violations (`runtime.env.checks.Violation`) made on the way from `initial`
+    to `final`: an environment logs every violation of its calls in `stats.violations`, and
+    a fork inherits its parent's log. Whatever the state, a trajectory that broke a policy
+    check fails its verifier (τ²-bench scores such a task 0, GRPO rewards it 0)."""
+    done = tuple(getattr(getattr(final, "stats", None), "violations", None) or ())
+    before = tuple(getattr(getattr(initial, "stats", None), "violations", None) or ())
+    return list(done[len(before):] if done[:len(before)] == before else done)
 
 
 def _message(exc: Exception) -> str:
@@ -220,17 +268,13 @@ def _numbers_equal(a: Any, b: Any) -> bool:
 
 
 def _show(value: Any, limit: int = 80) -> str:
-    try:
-        value = plain(value)
-    except TypeError:
-        pass
-    try:
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        text = repr(value)
+    """A value for a failure message, cut to `limit` characters and written lazily: a value
+    an assertion built by repeating a big part (`['a' * 1000000] * 80000`) costs only what
+    is shown (a whole `json.dumps` of it would need gigabytes)."""
     if isinstance(value, str):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        text = repr(value[:limit])
+        return text if len(value) <= limit and len(text) <= limit else text[: limit - 3] + "..."
+    return json_preview(value, limit)
 
 
 # ---------------------------------------------------------------- communicate
@@ -257,10 +301,25 @@ def _message_text(message: Any) -> tuple[str | None, str]:
     return role, content if isinstance(content, str) else ""
 
 
+def said_in(needle: str, text: str) -> bool:
+    """Whether normalised `text` states `needle` as a whole: not inside a longer word or
+    number ("12.5" is not said by "112.5" or "12.55", "open" not by "reopened")."""
+    pattern = _mention(normalise_text(needle))
+    return bool(pattern.search(text)) if pattern is not None else True
+
+
+def _mention(needle: str) -> re.Pattern | None:
+    if not needle:
+        return None  # an empty needle asks for nothing
+    left = r"(?<!\w)(?<!\d[.,])" if needle[0].isalnum() else ""
+    right = r"(?![.,]?\d)(?!\w)" if needle[-1].isalnum() else ""
+    return re.compile(left + re.escape(needle) + right)
+
+
 def _communicate_failures(needles: Iterable[str], messages: Sequence[Any]) -> list[str]:
     said = [normalise_text(text) for role, text in map(_message_text, messages) if role == "assistant"]
     return [f"the assistant never said {needle!r}" for needle in needles
-            if not any(normalise_text(needle) in text for text in said)]
+            if not any(said_in(needle, text) for text in said)]
 
 
 # ---------------------------------------------------------------- writing verifiers

@@ -1,6 +1,7 @@
-"""The airline domain: the program checks clean, every tool works and refuses what the policy
-forbids (leaving the state unchanged), the generator is deterministic and valid, and a
-τ²-bench-shaped database loads unchanged."""
+"""The airline domain: the program checks clean; every tool does what τ²-bench's does (its
+error texts, its writes, its quirks) while what the policy forbids runs and is recorded as a
+violation; the generator is deterministic and valid; a τ²-bench-shaped database loads with
+its defaults filled. (Exact equality with τ²-bench on its own tasks: tests/tau2.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from eigenlang.domain import load_domain
 from eigenlang.expr import compile_expr
 from eigenlang.types import ModelT
-from runtime.env import Environment, State
+from runtime.env import Environment, State, verifier_from_diff
 from runtime.env.impls import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +91,10 @@ def small_world() -> dict:
             "2024-05-20": _avail(2, 7, 1, (900, 300, 200)),
             "2024-05-16": {"status": "on time", "estimated_departure_time_est": "2024-05-16T09:00:00",
                            "estimated_arrival_time_est": "2024-05-16T12:00:00"}}),
+        "EGA005": _flight("EGA005", "ORD", "LAX", "10:00:00", "12:30:00", {
+            "2024-05-20": _avail(3, 8, 4, (610, 160, 95))}),
+        "EGA006": _flight("EGA006", "LAX", "JFK", "22:00:00", "06:00:00+1", {
+            "2024-05-20": _avail(3, 8, 4, (700, 250, 130))}),
     }
     j_o_20 = ("EGA001", "JFK", "ORD", "2024-05-20", 190)
     reservations = {
@@ -139,8 +144,15 @@ def refused(env, name, fragment, **args):
     before = env.hash()
     r = env.call(name, args)
     assert not r.ok, f"{name} should have been refused: {r.content}"
-    assert fragment.lower() in r.content.lower(), r.content
+    assert fragment in r.content, r.content
     assert env.hash() == before, "a refused call changed the state"
+
+
+def violations(env, name, **args) -> list[str]:
+    """The policy rules a call broke; the call itself must have run (on a fork)."""
+    r = env.fork().call(name, args)
+    assert r.ok, r.content
+    return [v.rule for v in r.violations]
 
 
 def db(env):
@@ -173,45 +185,70 @@ def test_reference_copy_is_current():
 def test_reads(env):
     assert ok(env, "get_user_details", user_id="ben_ng_2002")["membership"] == "gold"
     assert ok(env, "get_reservation_details", reservation_id="RBASIC")["cabin"] == "basic_economy"
-    refused(env, "get_user_details", "user not found", user_id="nobody")
-    refused(env, "get_reservation_details", "reservation not found", reservation_id="XXXXXX")
-    airports = ok(env, "list_all_airports")
-    assert airports == [{"iata": "JFK", "city": "New York"}, {"iata": "LAX", "city": "Los Angeles"},
-                        {"iata": "ORD", "city": "Chicago"}]
+    refused(env, "get_user_details", "User nobody not found", user_id="nobody")
+    refused(env, "get_reservation_details", "Reservation XXXXXX not found", reservation_id="XXXXXX")
+    airports = ok(env, "list_all_airports")  # τ²-bench's fixed list, whatever the database holds
+    assert len(airports) == 20 and airports[:2] == [{"iata": "SFO", "city": "San Francisco"},
+                                                    {"iata": "JFK", "city": "New York"}]
+    assert {"iata": "LGA", "city": "LaGuardia"} in airports and {"iata": "DFW", "city": "Dallas"} in airports
+
+
+def test_outputs_print_like_tau2(env):
+    """Fields in τ²-bench's declaration order, optional ones as null, ASCII escapes."""
+    text = env.call("get_user_details", {"user_id": "ana_lee_1001"}).content
+    assert text.startswith('{"user_id": "ana_lee_1001", "name": {"first_name": "Ana", "last_name": "Lee"}, '
+                           '"address": {"address1": "1 Main Street", "address2": null, "city": "Boston"')
+    assert '"credit_card_1": {"source": "credit_card", "id": "credit_card_1", "brand": "visa"' in text
+    assert '"gift_card_1": {"source": "gift_card", "id": "gift_card_1", "amount": 300.0}' in text
+    res = env.call("get_reservation_details", {"reservation_id": "RFRESH"}).content
+    assert res.endswith('"insurance": "no", "status": null}')
+    assert '{"flight_number": "EGA001", "origin": "JFK", "destination": "ORD", "date": "2024-05-20"' in res
 
 
 def test_searches(env):
     direct = ok(env, "search_direct_flight", origin="JFK", destination="ORD", date="2024-05-20")
     assert [f["flight_number"] for f in direct] == ["EGA001"]
     assert direct[0]["prices"]["economy"] == 200 and direct[0]["available_seats"]["business"] == 5
+    assert direct[0]["date"] is None  # τ²-bench leaves the date unset in direct results
     assert ok(env, "search_direct_flight", origin="JFK", destination="ORD", date="2024-05-15") == []
     pairs = ok(env, "search_onestop_flight", origin="JFK", destination="LAX", date="2024-05-20")
-    assert [[f["flight_number"] for f in p] for p in pairs] == [["EGA001", "EGA003"]]
+    # EGA005 leaves ORD at 10:00, the minute EGA001 lands: a connection for τ²-bench
+    assert [[f["flight_number"] for f in p] for p in pairs] == [["EGA001", "EGA003"], ["EGA001", "EGA005"]]
+    assert {f["date"] for p in pairs for f in p} == {"2024-05-20"}
+    night = ok(env, "search_onestop_flight", origin="LAX", destination="ORD", date="2024-05-20")
+    assert [[(f["flight_number"], f["date"]) for f in p] for p in night] == \
+        [[("EGA006", "2024-05-20"), ("EGA001", "2024-05-21")]]  # overnight: the next day's flight
 
 
 def test_flight_status(env):
     assert ok(env, "get_flight_status", flight_number="EGA002", date="2024-05-15") == "flying"
     assert ok(env, "get_flight_status", flight_number="EGA004", date="2024-05-16") == "on time"
-    refused(env, "get_flight_status", "flight not found", flight_number="EGA999", date="2024-05-15")
-    refused(env, "get_flight_status", "does not fly", flight_number="EGA003", date="2024-05-15")
+    refused(env, "get_flight_status", "Flight EGA999 not found", flight_number="EGA999", date="2024-05-15")
+    refused(env, "get_flight_status", "Flight EGA003 not found on date 2024-05-15", flight_number="EGA003",
+            date="2024-05-15")
 
 
 def test_calculate_and_transfer(env):
     assert ok(env, "calculate", expression="2 * (345 + 129) / 4 - 0.5") == "236.5"
-    for bad, why in [("__import__('os')", "only numbers"), ("2 ** 8", "only numbers"),
-                     ("1 / 0", "division by zero"), ("1 +", "cannot read")]:
+    assert ok(env, "calculate", expression="2**3") == "8.0" and ok(env, "calculate", expression="7//2") == "3.0"
+    for bad, why in [("__import__('os')", "Invalid characters in expression"), ("1 / 0", "division by zero"),
+                     ("1 +", "invalid syntax (<string>, line 1)"), ("(1", "'(' was never closed"),
+                     ("()", "not 'tuple'"), ("9**9**9**9", "int too large to convert to float")]:
         refused(env, "calculate", why, expression=bad)
     assert ok(env, "transfer_to_human_agents", summary="wants a refund for a flown trip") == "Transfer successful"
 
 
-def test_send_certificate(env):
+def test_send_certificate_any_amount_with_tau2_ids(env):
     text = ok(env, "send_certificate", user_id="ben_ng_2002", amount=100)
+    assert text == "Certificate certificate_3221322 added to user ben_ng_2002 with amount 100."
     methods = db(env)["users"]["ben_ng_2002"]["payment_methods"]
-    certs = [m for m in methods.values() if m["source"] == "certificate"]
-    assert len(certs) == 1 and certs[0]["amount"] == 100.0 and certs[0]["id"] in text
-    refused(env, "send_certificate", "not eligible", user_id="cat_o_3003", amount=50)
-    refused(env, "send_certificate", "multiple of $50", user_id="ben_ng_2002", amount=30)
-    refused(env, "send_certificate", "user not found", user_id="nobody", amount=50)
+    assert methods["certificate_3221322"] == {"source": "certificate", "id": "certificate_3221322", "amount": 100.0}
+    assert violations(env, "send_certificate", user_id="ben_ng_2002", amount=30) == ["certificate_amount"]
+    assert violations(env, "send_certificate", user_id="cat_o_3003", amount=50) == ["compensation_eligibility"]
+    ok(env, "send_certificate", user_id="ben_ng_2002", amount=-5)  # any amount: the tool checks none
+    ok(env, "send_certificate", user_id="ben_ng_2002", amount=50)
+    refused(env, "send_certificate", "Too many certificates", user_id="ben_ng_2002", amount=50)
+    refused(env, "send_certificate", "User nobody not found", user_id="nobody", amount=50)
 
 
 # ------------------------------------------------------------------ booking
@@ -223,9 +260,9 @@ def _booking(**over) -> dict:
             "passengers": [{"first_name": "Ana", "last_name": "Lee", "dob": "1980-02-03"},
                            {"first_name": "Bo", "last_name": "Lee", "dob": "2010-07-08"}],
             # 2 x (200 + 150) + 2 x 30 insurance + 1 non-free bag x 50 = 810
-            "payment_methods": [{"payment_id": "certificate_1", "amount": 250},
+            "payment_methods": [{"payment_id": "certificate_1", "amount": 200},
                                 {"payment_id": "gift_card_1", "amount": 300},
-                                {"payment_id": "credit_card_1", "amount": 260}],
+                                {"payment_id": "credit_card_1", "amount": 310}],
             "total_baggages": 3, "nonfree_baggages": 1, "insurance": "yes"}
     args.update(over)
     return args
@@ -234,77 +271,98 @@ def _booking(**over) -> dict:
 def test_book_reservation(env):
     res = ok(env, "book_reservation", **_booking())
     state = db(env)
-    assert state["reservations"][res["reservation_id"]] == res
+    assert res["reservation_id"] == "HATHAT" and state["reservations"]["HATHAT"] == res
     assert res["created_at"] == "2024-05-15T15:00:00" and res["status"] is None
     assert [f["price"] for f in res["flights"]] == [200, 150]
     ana = state["users"]["ana_lee_1001"]
-    assert res["reservation_id"] == ana["reservations"][-1]
-    assert "certificate_1" not in ana["payment_methods"]              # used up
+    assert ana["reservations"][-1] == "HATHAT"
+    assert "certificate_1" not in ana["payment_methods"]  # used whole, 50 of its 250 forfeited
     assert ana["payment_methods"]["gift_card_1"]["amount"] == 0.0
     assert state["flights"]["EGA001"]["dates"]["2024-05-20"]["available_seats"]["economy"] == 8
     assert state["flights"]["EGA003"]["dates"]["2024-05-20"]["available_seats"]["economy"] == 6
+    small = _booking(flights=[{"flight_number": "EGA001", "date": "2024-05-20"}], destination="ORD",
+                     passengers=_booking()["passengers"][:1], insurance="no", total_baggages=0,
+                     nonfree_baggages=0, payment_methods=_pay(("credit_card_2", 200)))
+    assert ok(env, "book_reservation", **small)["reservation_id"] == "HATHAU"
+    assert ok(env, "book_reservation", **small)["reservation_id"] == "HATHAV"
+    refused(env, "book_reservation", "Too many reservations", **small)
 
 
 def _pay(*pairs) -> list[dict]:
     return [{"payment_id": p, "amount": a} for p, a in pairs]
 
 
-BOOKING_REFUSALS = [
-    ({"user_id": "nobody"}, "user not found"),
-    ({"destination": "JFK"}, "must differ"),
-    ({"passengers": [{"first_name": "X", "last_name": "Y", "dob": "2000-01-01"}] * 6}, "between 1 and 5"),
-    ({"flights": [{"flight_number": "EGA999", "date": "2024-05-20"}]}, "flight not found"),
-    ({"flights": [{"flight_number": "EGA003", "date": "2024-05-21"}]}, "does not fly"),
-    ({"flights": [{"flight_number": "EGA001", "date": "2024-05-15"}]}, "not available"),
+BOOKING_ERRORS = [  # what τ²-bench's tool refuses, in its words
+    ({"user_id": "nobody"}, "User nobody not found"),
+    ({"flights": [{"flight_number": "EGA999", "date": "2024-05-20"}]}, "Flight EGA999 not found"),
+    ({"flights": [{"flight_number": "EGA003", "date": "2024-05-21"}]}, "Flight EGA003 not found on date 2024-05-21"),
+    ({"flights": [{"flight_number": "EGA001", "date": "2024-05-15"}]}, "Flight EGA001 not available on date 2024-05-15"),
     ({"cabin": "basic_economy", "passengers": [{"first_name": "X", "last_name": "Y", "dob": "2000-01-01"}] * 3},
-     "not enough seats"),
-    ({"payment_methods": _pay(("credit_card_9", 810))}, "not found in the user's profile"),
-    ({"payment_methods": _pay(("credit_card_1", 400), ("credit_card_2", 410))}, "at most one certificate"),
-    ({"payment_methods": _pay(("certificate_1", 250), ("certificate_2", 100), ("credit_card_1", 460))},
-     "at most one certificate"),
-    ({"payment_methods": _pay(("gift_card_1", 300), ("gift_card_2", 50), ("gift_card_3", 50),
-                              ("gift_card_4", 50), ("credit_card_1", 360))}, "three gift cards"),
-    ({"payment_methods": _pay(("gift_card_2", 60), ("credit_card_1", 750))}, "not have enough balance"),
-    ({"payment_methods": _pay(("credit_card_1", 0), ("gift_card_1", 810))}, "must be positive"),
-    ({"nonfree_baggages": 0}, "non-free bags"),
-    ({"nonfree_baggages": 4}, "0 <= nonfree_baggages <= total_baggages"),
-    ({"payment_methods": _pay(("credit_card_1", 800))}, "do not add up"),
-    # route rules live in the tool (they need the computation)
-    ({"flights": [{"flight_number": "EGA003", "date": "2024-05-20"}, {"flight_number": "EGA001", "date": "2024-05-20"}],
-      }, "first flight leaves from ORD"),
-    ({"flight_type": "round_trip"}, "round trip"),
+     "Not enough seats on flight EGA001"),
+    ({"payment_methods": _pay(("credit_card_9", 810))}, "Payment method credit_card_9 not found"),
+    ({"payment_methods": _pay(("gift_card_2", 60), ("credit_card_1", 750))},
+     "Not enough balance in payment method gift_card_2"),
+    ({"payment_methods": _pay(("credit_card_1", 800))}, "Payment amount does not add up, total price is 810, but paid 800"),
 ]
 
 
-@pytest.mark.parametrize("over, why", BOOKING_REFUSALS)
-def test_book_reservation_refusals(env, over, why):
+@pytest.mark.parametrize("over, why", BOOKING_ERRORS)
+def test_book_reservation_errors(env, over, why):
     refused(env, "book_reservation", why, **_booking(**over))
 
 
+BOOKING_POLICY = [  # what τ²-bench leaves to the agent: the booking goes through, judged
+    ({"passengers": [{"first_name": "X", "last_name": "Y", "dob": "2000-01-01"}] * 6, "nonfree_baggages": 0,
+      "payment_methods": _pay(("credit_card_1", 6 * 380))}, "passenger_limit"),
+    ({"payment_methods": _pay(("credit_card_1", 400), ("credit_card_2", 410))}, "payment_method_limit"),
+    ({"payment_methods": _pay(("gift_card_2", 50), ("gift_card_3", 50), ("gift_card_4", 50),
+                              ("gift_card_1", 10), ("credit_card_1", 650))}, "payment_method_limit"),
+    ({"nonfree_baggages": 0, "payment_methods": _pay(("credit_card_1", 760))}, "free_baggage_allowance"),
+    ({"flight_type": "round_trip"}, "route_matches_trip"),
+    ({"flights": [{"flight_number": "EGA003", "date": "2024-05-20"}, {"flight_number": "EGA001", "date": "2024-05-20"}]},
+     "route_matches_trip"),
+]
+
+
+@pytest.mark.parametrize("over, rule", BOOKING_POLICY)
+def test_book_reservation_policy(env, over, rule):
+    assert violations(env, "book_reservation", **_booking(**over)) == [rule]
+
+
+def test_a_policy_following_booking_has_no_violation(env):
+    assert violations(env, "book_reservation", **_booking()) == []
+
+
 # ------------------------------------------------------------------ cancelling
-def test_cancel_within_24_hours_refunds_card_and_frees_seats(env):
-    res = ok(env, "cancel_reservation", reservation_id="RFRESH")
+def test_cancel_refunds_each_payment_and_releases_nothing(env):
+    res = ok(env, "cancel_reservation", reservation_id="RINSUR")
     assert res["status"] == "cancelled"
-    assert res["payment_history"][-1] == {"payment_id": "credit_card_1", "amount": -190}
-    assert db(env)["flights"]["EGA001"]["dates"]["2024-05-20"]["available_seats"]["economy"] == 11
+    assert res["payment_history"] == _pay(("gift_card_2", 100), ("certificate_9", 200),
+                                          ("gift_card_2", -100), ("certificate_9", -200))
+    state = db(env)
+    assert state["users"]["ana_lee_1001"]["payment_methods"]["gift_card_2"]["amount"] == 50.0  # balances untouched
+    assert "certificate_9" not in state["users"]["ana_lee_1001"]["payment_methods"]
+    assert state["flights"]["EGA004"]["dates"]["2024-05-20"]["available_seats"]["economy"] == 7
 
 
-def test_cancel_with_insurance_refunds_gift_card_and_certificate(env):
-    ok(env, "cancel_reservation", reservation_id="RINSUR")
-    methods = db(env)["users"]["ana_lee_1001"]["payment_methods"]
-    assert methods["gift_card_2"]["amount"] == 150.0
-    assert methods["certificate_9"] == {"source": "certificate", "id": "certificate_9", "amount": 200.0}
+def test_cancelling_twice_negates_every_entry_again(env):
+    ok(env, "cancel_reservation", reservation_id="RFRESH")
+    twice = ok(env, "cancel_reservation", reservation_id="RFRESH")
+    assert [p["amount"] for p in twice["payment_history"]] == [190, -190, -190, 190]
 
 
-def test_cancel_when_the_airline_cancelled_the_flight(env):
-    assert ok(env, "cancel_reservation", reservation_id="RAIRCX")["status"] == "cancelled"
+@pytest.mark.parametrize("rid, rules", [
+    ("RFRESH", []), ("RAIRCX", []), ("RINSUR", []),   # booked today, airline-cancelled flight, insured
+    ("ROLD01", ["cancel_eligibility"]),
+    ("RCANCD", ["not_cancelled_yet", "cancel_eligibility"]),
+    ("RFLOWN", ["nothing_flown"]),                      # business, but a flight has flown
+])
+def test_cancel_policy(env, rid, rules):
+    assert violations(env, "cancel_reservation", reservation_id=rid) == rules
 
 
-def test_cancel_refusals(env):
-    refused(env, "cancel_reservation", "reservation not found", reservation_id="XXXXXX")
-    refused(env, "cancel_reservation", "already cancelled", reservation_id="RCANCD")
-    refused(env, "cancel_reservation", "already departed", reservation_id="RFLOWN")
-    refused(env, "cancel_reservation", "not eligible", reservation_id="ROLD01")
+def test_cancel_unknown_reservation(env):
+    refused(env, "cancel_reservation", "Reservation XXXXXX not found", reservation_id="XXXXXX")
 
 
 # ------------------------------------------------------------------ bags
@@ -321,35 +379,37 @@ def test_add_bags(env):
 
 
 @pytest.mark.parametrize("args, why", [
-    ({"reservation_id": "XXXXXX"}, "reservation not found"),
-    ({"reservation_id": "RCANCD"}, "is cancelled"),
-    ({"total_baggages": 3, "nonfree_baggages": 4}, "more non-free bags than bags"),
-    ({"total_baggages": 4, "nonfree_baggages": 1}, "non-free bags"),
-    ({"payment_id": "credit_card_9"}, "not found in the user's profile"),
-    ({"payment_id": "certificate_1"}, "not a certificate"),
-    ({"payment_id": "gift_card_2"}, "not have enough balance"),
+    ({"reservation_id": "XXXXXX"}, "Reservation XXXXXX not found"),
+    ({"payment_id": "credit_card_9"}, "Payment method not found"),
+    ({"payment_id": "certificate_1"}, "Certificate cannot be used to update reservation"),
+    ({"payment_id": "gift_card_2", "nonfree_baggages": 3, "total_baggages": 5}, "Gift card balance is not enough"),
 ])
-def test_add_bags_refusals(env, args, why):
+def test_add_bags_errors(env, args, why):
     full = {"reservation_id": "ROLD01", "total_baggages": 4, "nonfree_baggages": 2, "payment_id": "credit_card_1"}
     refused(env, "update_reservation_baggages", why, **{**full, **args})
 
 
-def test_bags_cannot_be_removed(env):
+def test_bags_can_be_removed_but_the_policy_says_no(env):
     ok(env, "update_reservation_baggages", reservation_id="ROLD01", total_baggages=3,
        nonfree_baggages=1, payment_id="credit_card_1")
-    refused(env, "update_reservation_baggages", "added, not removed", reservation_id="ROLD01",
-            total_baggages=2, nonfree_baggages=1, payment_id="credit_card_1")
+    r = env.call("update_reservation_baggages", {"reservation_id": "ROLD01", "total_baggages": 2,
+                                                 "nonfree_baggages": 1, "payment_id": "credit_card_1"})
+    assert r.ok and [v.rule for v in r.violations] == ["no_bag_removal"]
+    res = db(env)["reservations"]["ROLD01"]
+    assert (res["total_baggages"], res["nonfree_baggages"]) == (2, 1) and len(res["payment_history"]) == 2
+    assert violations(env, "update_reservation_baggages", reservation_id="ROLD01", total_baggages=2,
+                      nonfree_baggages=0, payment_id="credit_card_1") == ["no_bag_removal", "free_baggage_allowance"]
+    assert violations(env, "update_reservation_baggages", reservation_id="RCANCD", total_baggages=1,
+                      nonfree_baggages=1, payment_id="credit_card_1") == ["not_cancelled", "free_baggage_allowance"]
 
 
 # ------------------------------------------------------------------ flights and cabin
-def test_change_flight_charges_the_difference_and_moves_seats(env):
+def test_change_flight_charges_the_difference_and_leaves_seats(env):
     res = ok(env, "update_reservation_flights", reservation_id="ROLD01", cabin="economy",
              flights=[{"flight_number": "EGA001", "date": "2024-05-21"}], payment_id="credit_card_1")
     assert res["flights"][0]["date"] == "2024-05-21" and res["flights"][0]["price"] == 220
     assert res["payment_history"][-1] == {"payment_id": "credit_card_1", "amount": 60}  # 2 x (220 - 190)
-    dates = db(env)["flights"]["EGA001"]["dates"]
-    assert dates["2024-05-20"]["available_seats"]["economy"] == 12
-    assert dates["2024-05-21"]["available_seats"]["economy"] == 8
+    assert db(env)["flights"] == small_world()["flights"]  # no seat moves
 
 
 def test_cheaper_change_refunds_the_gift_card(env):
@@ -360,10 +420,16 @@ def test_cheaper_change_refunds_the_gift_card(env):
     assert db(env)["users"]["ana_lee_1001"]["payment_methods"]["gift_card_2"]["amount"] == 190.0
 
 
-def test_basic_economy_may_change_cabin_only(env):
+def test_basic_economy_cabin_change_is_fine_a_flight_change_is_judged(env):
     res = ok(env, "update_reservation_flights", reservation_id="RBASIC", cabin="economy",
              flights=[{"flight_number": "EGA001", "date": "2024-05-20"}], payment_id="credit_card_2")
     assert res["cabin"] == "economy" and res["payment_history"][-1]["amount"] == 100
+    assert violations(env, "update_reservation_flights", reservation_id="RBASIC", cabin="economy",
+                      flights=[{"flight_number": "EGA001", "date": "2024-05-20"}], payment_id="credit_card_2") == []
+    fresh = Environment(env.domain, State.from_json(small_world()))
+    assert violations(fresh, "update_reservation_flights", reservation_id="RBASIC", cabin="basic_economy",
+                      flights=[{"flight_number": "EGA001", "date": "2024-05-21"}],
+                      payment_id="credit_card_2") == ["basic_economy_flights_fixed"]
 
 
 def test_kept_flown_segment_keeps_its_price(env):
@@ -373,25 +439,29 @@ def test_kept_flown_segment_keeps_its_price(env):
     assert [f["price"] for f in res["flights"]] == [400, 450] and len(res["payment_history"]) == 1
 
 
-@pytest.mark.parametrize("args, why", [
-    ({"reservation_id": "XXXXXX"}, "reservation not found"),
-    ({"reservation_id": "RCANCD"}, "is cancelled"),
-    ({"flights": []}, "at least one flight"),
-    ({"flights": [{"flight_number": "EGA001", "date": "2024-06-01"}]}, "does not exist or does not fly"),
-    ({"reservation_id": "RBASIC"}, "basic economy"),
-    ({"payment_id": "credit_card_9"}, "not found in the user's profile"),
-    ({"payment_id": "certificate_1"}, "not a certificate"),
+@pytest.mark.parametrize("args, rules", [
+    ({"reservation_id": "RCANCD"}, ["not_cancelled"]),
+    ({"flights": [{"flight_number": "EGA004", "date": "2024-05-20"}]}, ["same_trip"]),
+    ({"flights": []}, ["same_trip"]),
     ({"reservation_id": "RFLOWN", "cabin": "economy",
-      "flights": [{"flight_number": "EGA001", "date": "2024-05-10"}, {"flight_number": "EGA002", "date": "2024-05-20"}]},
-     "cabin cannot change"),
-    ({"reservation_id": "RFLOWN", "cabin": "business",
       "flights": [{"flight_number": "EGA001", "date": "2024-05-20"}, {"flight_number": "EGA002", "date": "2024-05-20"}]},
-     "already flown"),
-    ({"flights": [{"flight_number": "EGA004", "date": "2024-05-20"}]}, "must end in ORD"),
-    ({"flights": [{"flight_number": "EGA001", "date": "2024-05-15"}]}, "not open for booking"),
-    ({"payment_id": "gift_card_3"}, "not enough"),
+     ["cabin_change_before_departure"]),
 ])
-def test_change_flight_refusals(env, args, why):
+def test_change_flight_policy(env, args, rules):
+    full = {"reservation_id": "ROLD01", "cabin": "economy",
+            "flights": [{"flight_number": "EGA001", "date": "2024-05-21"}], "payment_id": "credit_card_1"}
+    assert violations(env, "update_reservation_flights", **{**full, **args}) == rules
+
+
+@pytest.mark.parametrize("args, why", [
+    ({"reservation_id": "XXXXXX"}, "Reservation XXXXXX not found"),
+    ({"flights": [{"flight_number": "EGA001", "date": "2024-06-01"}]}, "Flight EGA001 not found on date 2024-06-01"),
+    ({"flights": [{"flight_number": "EGA001", "date": "2024-05-15"}]}, "Flight EGA001 not available on date 2024-05-15"),
+    ({"payment_id": "credit_card_9"}, "Payment method not found"),
+    ({"payment_id": "certificate_1"}, "Certificate cannot be used to update reservation"),
+    ({"payment_id": "gift_card_3"}, "Gift card balance is not enough"),
+])
+def test_change_flight_errors(env, args, why):
     full = {"reservation_id": "ROLD01", "cabin": "economy",
             "flights": [{"flight_number": "EGA001", "date": "2024-05-21"}], "payment_id": "credit_card_1"}
     refused(env, "update_reservation_flights", why, **{**full, **args})
@@ -401,8 +471,8 @@ def test_change_flight_needs_seats(spec):
     world = small_world()
     world["flights"]["EGA001"]["dates"]["2024-05-21"]["available_seats"]["economy"] = 1
     env = Environment(spec, State.from_json(world))
-    refused(env, "update_reservation_flights", "seat(s) left", reservation_id="ROLD01", cabin="economy",
-            flights=[{"flight_number": "EGA001", "date": "2024-05-21"}], payment_id="credit_card_1")
+    refused(env, "update_reservation_flights", "Not enough seats on flight EGA001", reservation_id="ROLD01",
+            cabin="economy", flights=[{"flight_number": "EGA001", "date": "2024-05-21"}], payment_id="credit_card_1")
 
 
 # ------------------------------------------------------------------ passengers
@@ -410,9 +480,34 @@ def test_update_passengers(env):
     people = [{"first_name": "Kim", "last_name": "Park", "dob": "1970-05-05"},
               {"first_name": "Lu", "last_name": "Park", "dob": "1972-06-06"}]
     assert ok(env, "update_reservation_passengers", reservation_id="ROLD01", passengers=people)["passengers"] == people
-    refused(env, "update_reservation_passengers", "cannot change", reservation_id="ROLD01", passengers=people[:1])
-    refused(env, "update_reservation_passengers", "reservation not found", reservation_id="XXXXXX", passengers=people)
-    refused(env, "update_reservation_passengers", "is cancelled", reservation_id="RCANCD", passengers=people[:1])
+    refused(env, "update_reservation_passengers", "Number of passengers does not match", reservation_id="ROLD01",
+            passengers=people[:1])
+    refused(env, "update_reservation_passengers", "Reservation XXXXXX not found", reservation_id="XXXXXX",
+            passengers=people)
+    assert violations(env, "update_reservation_passengers", reservation_id="RCANCD",
+                      passengers=people[:1]) == ["not_cancelled"]
+
+
+# ------------------------------------------------------------------ the over-eager agent
+@pytest.mark.parametrize("name, args, rule", [
+    ("cancel_reservation", {"reservation_id": "ROLD01"}, "cancel_eligibility"),
+    ("update_reservation_flights", {"reservation_id": "RBASIC", "cabin": "basic_economy", "payment_id": "credit_card_2",
+                                    "flights": [{"flight_number": "EGA001", "date": "2024-05-21"}]},
+     "basic_economy_flights_fixed"),
+    ("update_reservation_baggages", {"reservation_id": "RFRESH", "total_baggages": 0, "nonfree_baggages": 0,
+                                     "payment_id": "credit_card_1"}, "no_bag_removal"),
+])
+def test_an_over_eager_agent_is_caught(spec, name, args, rule):
+    """The write goes through, as in τ²-bench, and the trajectory fails its verifier, even one
+    written from exactly the end state it reached."""
+    world = small_world()
+    world["reservations"]["RFRESH"]["total_baggages"] = 1  # a bag to remove
+    env = Environment(spec, State.from_json(world))
+    final = env.fork()
+    r = final.call(name, args)
+    assert r.ok and final.db != env.db
+    result = verifier_from_diff(env, final).check(env, final, [])
+    assert not result.passed and any(rule in f for f in result.failures), result.failures
 
 
 # ------------------------------------------------------------------ trajectory rules
@@ -480,7 +575,10 @@ def test_generated_world_is_coherent(spec, generated):
             flight = world["flights"][leg["flight_number"]]
             assert leg["date"] in flight["dates"] and (leg["origin"], leg["destination"]) == \
                 (flight["origin"], flight["destination"])
-        tools._check_route(r["origin"], r["destination"], r["flight_type"], r["flights"])
+        legs = r["flights"]
+        assert legs[0]["origin"] == r["origin"]
+        assert all(a["destination"] == b["origin"] and a["date"] <= b["date"] for a, b in zip(legs, legs[1:]))
+        assert legs[-1]["destination"] == (r["destination"] if r["flight_type"] == "one_way" else r["origin"])
         assert all(p["payment_id"] in user["payment_methods"] for p in r["payment_history"])
         n = len(r["passengers"])
         free = tools.data.FREE_BAGS[user["membership"]][r["cabin"]] * n
@@ -557,6 +655,8 @@ def test_tau2_shaped_database_loads_and_serves(spec, tmp_path):
     path = tmp_path / "db.json"
     path.write_text(json.dumps(world))
     env = Environment.from_files(spec, path)
+    some_reservation["status"] = None                         # loading fills the defaults
+    next(iter(world["users"].values()))["address"]["address2"] = None
     assert env.db.to_json() == world
     uid = next(iter(world["users"]))
     assert ok(env, "get_user_details", user_id=uid)["user_id"] == world["users"][uid]["user_id"]
@@ -598,10 +698,10 @@ TAU2_MODELS = {
     "User": {"user_id": "str", "name": "Name", "address": "Address", "email": "str", "dob": "str", "payment_methods": "Dict[str, PaymentMethod]", "saved_passengers": "List[Passenger]", "membership": "MembershipLevel", "reservations": "List[str]"},
     "Name": {"first_name": "str", "last_name": "str"},
     "Address": {"address1": "str", "address2": "Optional[str]", "city": "str", "country": "str", "state": "str", "zip": "str"},
-    "CreditCard": {"id": "str", "source": "Literal['credit_card']", "brand": "str", "last_four": "str"},
+    "CreditCard": {"source": "Literal['credit_card']", "id": "str", "brand": "str", "last_four": "str"},
     "PaymentMethodBase": {"source": "str", "id": "str"},
-    "GiftCard": {"source": "Literal['gift_card']", "amount": "float", "id": "str"},
-    "Certificate": {"id": "str", "source": "Literal['certificate']", "amount": "float"},
+    "GiftCard": {"source": "Literal['gift_card']", "id": "str", "amount": "float"},
+    "Certificate": {"source": "Literal['certificate']", "id": "str", "amount": "float"},
     "Passenger": {"first_name": "str", "last_name": "str", "dob": "str"},
     "Reservation": {"reservation_id": "str", "user_id": "str", "origin": "str", "destination": "str", "flight_type": "FlightType", "cabin": "CabinClass", "flights": "List[ReservationFlight]", "passengers": "List[Passenger]", "payment_history": "List[Payment]", "created_at": "str", "total_baggages": "int", "nonfree_baggages": "int", "insurance": "Insurance", "status": "Optional[Literal['cancelled']]"},
     "ReservationFlight": {"flight_number": "str", "origin": "str", "destination": "str", "date": "str", "price": "int"},

@@ -1,8 +1,9 @@
-"""The retail domain: schema, tools (happy paths and every refusal), rules, generator, and
-compatibility with τ²-bench's retail database shape and tool calls.
+"""The retail domain: schema, tools (happy paths and every refusal, with τ²-bench's text),
+rules, generator, and compatibility with τ²-bench's retail database shape.
 
-Tool tests run on a small hand-written world (`WORLD`) whose prices and balances are known,
-so that every amount can be asserted exactly; the generator is tested on its own.
+Tool tests run on the small world of `retail_world.py`; the generator is tested on its own.
+The τ²-bench quirks and the policy checks are in test_retail_tau2.py; replaying τ²-bench's own
+gold actions on its own database is tests/tau2/test_conformance.py.
 """
 
 from __future__ import annotations
@@ -15,142 +16,17 @@ from typing import Any
 
 import pytest
 
-from eigenlang.domain import load_domain  # re-exported as eigenlang.load_domain (CONTRACTS §5)
+from eigenlang.domain import load_domain
 from eigenlang.expr import compile_expr
 from eigenlang.types import ModelT
 from runtime.env import Environment, State
 from runtime.env.impls import load_impl
 
-DOMAIN_DIR = Path(__file__).resolve().parents[2] / "domains" / "retail"
+from .retail_world import (BLACK_L, BLUE_M, BOTTLE, GREEN_M, LARGE, OMAR_CARD, OMAR_GIFT, RED_M,
+                           SARA_CARD, SARA_GIFT, SARA_HOME, SARA_PAYPAL, SHIRT, SMALL, WORLD, DOMAIN_DIR,
+                           broke_policy, db, domain, env, ok, refused)
+
 REFERENCE = Path("/work/shared/reference/tau2_interfaces.json")
-
-# ------------------------------------------------------------------------------ a small world
-
-
-def _address(address1: str, city: str, state: str, zip: str) -> dict[str, str]:
-    return {"address1": address1, "address2": "Suite 100", "city": city, "country": "USA",
-            "state": state, "zip": zip}
-
-
-SHIRT, BOTTLE = "6086499569", "8310926033"
-BLUE_M, RED_M, GREEN_M, BLACK_L = "1111111111", "2222222222", "3333333333", "4444444444"
-SMALL, LARGE = "5555555555", "6666666666"
-SARA_CARD, SARA_PAYPAL, SARA_GIFT = "credit_card_1111111", "paypal_2222222", "gift_card_3333333"
-OMAR_CARD, OMAR_GIFT = "credit_card_4444444", "gift_card_5555555"
-SARA_HOME = _address("12 Oak Street", "New York", "NY", "10001")
-
-
-def _variant(item_id: str, options: dict, available: bool, price: float) -> dict:
-    return {"item_id": item_id, "options": options, "available": available, "price": price}
-
-
-def _line(product: str, item_id: str) -> dict:
-    p = WORLD["products"][product]
-    v = p["variants"][item_id]
-    return {"name": p["name"], "product_id": product, "item_id": item_id, "price": v["price"],
-            "options": dict(v["options"])}
-
-
-def _order(order_id: str, user: str, status: str, lines: list[dict], payments: list[tuple],
-           **extra: Any) -> dict:
-    shipped = status in ("processed", "delivered", "return requested", "exchange requested")
-    order = {
-        "order_id": order_id, "user_id": user, "address": dict(SARA_HOME), "items": lines,
-        "status": status,
-        "fulfillments": [{"tracking_id": ["123456789012"], "item_ids": [l["item_id"] for l in lines]}]
-        if shipped else [],
-        "payment_history": [{"transaction_type": t, "amount": a, "payment_method_id": m}
-                            for t, a, m in payments],
-        "cancel_reason": None, "exchange_items": None, "exchange_new_items": None,
-        "exchange_payment_method_id": None, "exchange_price_difference": None,
-        "return_items": None, "return_payment_method_id": None,
-    }
-    order.update(extra)
-    return order
-
-
-WORLD: dict[str, Any] = {
-    "products": {
-        SHIRT: {"name": "T-Shirt", "product_id": SHIRT, "variants": {
-            BLUE_M: _variant(BLUE_M, {"color": "blue", "size": "M"}, True, 50.0),
-            RED_M: _variant(RED_M, {"color": "red", "size": "M"}, True, 55.5),
-            GREEN_M: _variant(GREEN_M, {"color": "green", "size": "M"}, False, 45.0),
-            BLACK_L: _variant(BLACK_L, {"color": "black", "size": "L"}, True, 40.0)}},
-        BOTTLE: {"name": "Water Bottle", "product_id": BOTTLE, "variants": {
-            SMALL: _variant(SMALL, {"capacity": "500ml"}, True, 20.0),
-            LARGE: _variant(LARGE, {"capacity": "1000ml"}, True, 30.0)}},
-    },
-    "users": {
-        "sara_doe_496": {
-            "user_id": "sara_doe_496", "name": {"first_name": "Sara", "last_name": "Doe"},
-            "address": dict(SARA_HOME), "email": "sara.doe496@example.com",
-            "payment_methods": {
-                SARA_CARD: {"source": "credit_card", "id": SARA_CARD, "brand": "visa", "last_four": "1234"},
-                SARA_PAYPAL: {"source": "paypal", "id": SARA_PAYPAL},
-                SARA_GIFT: {"source": "gift_card", "id": SARA_GIFT, "balance": 5.0}},
-            "orders": ["#W0000001", "#W0000002", "#W0000003", "#W0000004", "#W0000005", "#W0000006"]},
-        "omar_lee_101": {
-            "user_id": "omar_lee_101", "name": {"first_name": "Omar", "last_name": "Lee"},
-            "address": _address("9 Elm Street", "Austin", "TX", "78701"), "email": "omar.lee101@example.com",
-            "payment_methods": {
-                OMAR_CARD: {"source": "credit_card", "id": OMAR_CARD, "brand": "amex", "last_four": "9876"},
-                OMAR_GIFT: {"source": "gift_card", "id": OMAR_GIFT, "balance": 500.0}},
-            "orders": ["#W0000007"]},
-    },
-    "orders": {},
-}
-WORLD["orders"] = {o["order_id"]: o for o in [
-    _order("#W0000001", "sara_doe_496", "pending", [_line(SHIRT, BLUE_M), _line(BOTTLE, SMALL)],
-           [("payment", 70.0, SARA_CARD)]),
-    _order("#W0000002", "sara_doe_496", "pending", [_line(BOTTLE, SMALL)], [("payment", 20.0, SARA_GIFT)]),
-    _order("#W0000003", "sara_doe_496", "delivered",
-           [_line(SHIRT, BLUE_M), _line(SHIRT, BLUE_M), _line(BOTTLE, SMALL)],
-           [("payment", 120.0, SARA_PAYPAL)]),
-    _order("#W0000004", "sara_doe_496", "processed", [_line(BOTTLE, LARGE)], [("payment", 30.0, SARA_CARD)]),
-    _order("#W0000005", "sara_doe_496", "pending (item modified)", [_line(SHIRT, RED_M)],
-           [("payment", 50.0, SARA_CARD), ("payment", 5.5, SARA_CARD)]),
-    _order("#W0000006", "sara_doe_496", "cancelled", [_line(BOTTLE, SMALL)],
-           [("payment", 20.0, SARA_CARD), ("refund", 20.0, SARA_CARD)], cancel_reason="ordered by mistake"),
-    _order("#W0000007", "omar_lee_101", "delivered", [_line(SHIRT, BLACK_L)], [("payment", 40.0, OMAR_CARD)]),
-]}
-
-# ------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def domain():
-    spec, diags = load_domain(DOMAIN_DIR)
-    assert spec is not None, [str(d) for d in diags]
-    return spec
-
-
-@pytest.fixture
-def env(domain) -> Environment:
-    return Environment(domain, State.from_json(copy.deepcopy(WORLD)))
-
-
-def ok(env: Environment, tool: str, **args: Any) -> Any:
-    r = env.call(tool, args)
-    assert r.ok, r.content
-    try:
-        return json.loads(r.content)
-    except ValueError:
-        return r.content
-
-
-def refused(env: Environment, tool: str, expect: str, **args: Any) -> str:
-    """The call fails with a message containing `expect`, and the state is unchanged."""
-    before = env.hash()
-    r = env.call(tool, args)
-    assert not r.ok, f"{tool} should have been refused: {r.content}"
-    assert r.error in ("precondition", "tool_error"), r
-    assert expect.lower() in r.content.lower(), r.content
-    assert env.hash() == before
-    return r.content
-
-
-def db(env: Environment) -> dict:
-    return env.db.to_json()
 
 
 # ------------------------------------------------------------------------------ the program
@@ -179,19 +55,6 @@ def test_schema_rejects_bad_records(domain):
 # ------------------------------------------------------------------------------ generic tools
 
 
-def test_calculate(env):
-    assert ok(env, "calculate", expression="(2 + 3) * 4") == 20.0  # content "20.0"
-    assert env.call("calculate", {"expression": "10 / 4"}).content == "2.5"
-    assert env.call("calculate", {"expression": "55.5 - 50 + 1 / 3"}).content == "5.83"
-    assert env.call("calculate", {"expression": "-(3 - 5)"}).content == "2.0"
-    refused(env, "calculate", "invalid characters", expression="__import__('os')")
-    refused(env, "calculate", "invalid expression", expression="2 ** 3")
-    refused(env, "calculate", "does not parse", expression="(1 + 2")
-    refused(env, "calculate", "division by zero", expression="1 / (2 - 2)")
-    refused(env, "calculate", "invalid characters", expression="   ")
-    refused(env, "calculate", "too long", expression="1+" * 200 + "1")
-
-
 def test_transfer_to_human_agents(env):
     before = env.hash()
     assert env.call("transfer_to_human_agents", {"summary": "wants a refund in cash"}).content == "Transfer successful"
@@ -203,21 +66,25 @@ def test_transfer_to_human_agents(env):
 
 def test_find_user(env):
     assert ok(env, "find_user_id_by_email", email="Sara.Doe496@example.com") == "sara_doe_496"
-    refused(env, "find_user_id_by_email", "user not found", email="nobody@example.com")
+    refused(env, "find_user_id_by_email", "User not found", email="nobody@example.com")
     assert ok(env, "find_user_id_by_name_zip", first_name="sara", last_name="DOE", zip="10001") == "sara_doe_496"
-    refused(env, "find_user_id_by_name_zip", "user not found", first_name="Sara", last_name="Doe", zip="78701")
+    refused(env, "find_user_id_by_name_zip", "User not found", first_name="Sara", last_name="Doe", zip="78701")
+    # compared as given, as τ²-bench does: no trimming
+    refused(env, "find_user_id_by_email", "User not found", email=" sara.doe496@example.com")
+    refused(env, "find_user_id_by_name_zip", "User not found", first_name="Sara ", last_name="Doe", zip="10001")
 
 
 def test_get_details(env):
     assert ok(env, "get_order_details", order_id="#W0000003")["status"] == "delivered"
-    refused(env, "get_order_details", "order not found", order_id="#W9999999")
+    refused(env, "get_order_details", "Order not found", order_id="#W9999999")
     assert ok(env, "get_product_details", product_id=SHIRT)["variants"][RED_M]["price"] == 55.5
-    refused(env, "get_product_details", "product not found", product_id=RED_M)
+    refused(env, "get_product_details", "Product not found", product_id=RED_M)
     assert ok(env, "get_item_details", item_id=LARGE) == WORLD["products"][BOTTLE]["variants"][LARGE]
-    refused(env, "get_item_details", "item not found", item_id=SHIRT)
+    refused(env, "get_item_details", "Item not found", item_id=SHIRT)
     assert ok(env, "get_user_details", user_id="omar_lee_101")["email"] == "omar.lee101@example.com"
-    refused(env, "get_user_details", "user not found", user_id="sara_doe")
-    assert ok(env, "list_all_product_types") == {"T-Shirt": SHIRT, "Water Bottle": BOTTLE}
+    refused(env, "get_user_details", "User not found", user_id="sara_doe")
+    assert env.call("list_all_product_types").content == \
+        json.dumps({"T-Shirt": SHIRT, "Water Bottle": BOTTLE})
 
 
 def test_bad_arguments_are_schema_errors(env):
@@ -242,10 +109,11 @@ def test_cancel_pending_order(env):
 
 
 def test_cancel_pending_order_refusals(env):
-    refused(env, "cancel_pending_order", "order not found", order_id="#W9999999", reason="no longer needed")
+    refused(env, "cancel_pending_order", "Order not found", order_id="#W9999999", reason="no longer needed")
     for order_id in ("#W0000003", "#W0000004", "#W0000005", "#W0000006"):
-        refused(env, "cancel_pending_order", "non-pending", order_id=order_id, reason="no longer needed")
-    refused(env, "cancel_pending_order", "invalid reason", order_id="#W0000001", reason="too expensive")
+        refused(env, "cancel_pending_order", "Non-pending order cannot be cancelled", order_id=order_id,
+                reason="no longer needed")
+    refused(env, "cancel_pending_order", "Invalid reason", order_id="#W0000001", reason="too expensive")
 
 
 def test_modify_pending_order_address(env):
@@ -253,10 +121,14 @@ def test_modify_pending_order_address(env):
     order = ok(env, "modify_pending_order_address", order_id="#W0000001", **new)
     assert order["address"] == {"address1": "1 Main St", "address2": "", "city": "Boston",
                                 "country": "USA", "state": "MA", "zip": "02110"}
-    ok(env, "modify_pending_order_address", order_id="#W0000005", **new)  # item-modified is still pending
     assert db(env)["users"]["sara_doe_496"]["address"] == SARA_HOME  # the profile is untouched
-    refused(env, "modify_pending_order_address", "order not found", order_id="#W9", **new)
-    refused(env, "modify_pending_order_address", "non-pending", order_id="#W0000004", **new)
+    refused(env, "modify_pending_order_address", "Order not found", order_id="#W9", **new)
+    refused(env, "modify_pending_order_address", "Non-pending order cannot be modified", order_id="#W0000004",
+            **new)
+    # τ²-bench's tool takes any status containing "pending"; the policy says the order is final
+    order = broke_policy(env, "modify_pending_order_address", ["order_still_modifiable"], order_id="#W0000005",
+                         **new)
+    assert order["address"]["city"] == "Boston"
 
 
 def test_modify_pending_order_payment(env):
@@ -278,14 +150,15 @@ def test_modify_pending_order_payment_onto_gift_card(domain):
 
 
 def test_modify_pending_order_payment_refusals(env):
-    args = {"order_id": "#W0000001"}
-    refused(env, "modify_pending_order_payment", "order not found", order_id="#W9", payment_method_id=SARA_CARD)
-    refused(env, "modify_pending_order_payment", "non-pending", order_id="#W0000004", payment_method_id=SARA_PAYPAL)
-    refused(env, "modify_pending_order_payment", "payment method not found", payment_method_id=OMAR_CARD, **args)
-    refused(env, "modify_pending_order_payment", "exactly one payment", order_id="#W0000005",
+    tool, args = "modify_pending_order_payment", {"order_id": "#W0000001"}
+    refused(env, tool, "Order not found", order_id="#W9", payment_method_id=SARA_CARD)
+    refused(env, tool, "Non-pending order cannot be modified", order_id="#W0000004", payment_method_id=SARA_PAYPAL)
+    refused(env, tool, "Payment method not found", payment_method_id=OMAR_CARD, **args)
+    refused(env, tool, "There should be exactly one payment for a pending order", order_id="#W0000005",
             payment_method_id=SARA_PAYPAL)
-    refused(env, "modify_pending_order_payment", "different", payment_method_id=SARA_CARD, **args)
-    refused(env, "modify_pending_order_payment", "insufficient gift card", payment_method_id=SARA_GIFT, **args)
+    refused(env, tool, "The new payment method should be different from the current one",
+            payment_method_id=SARA_CARD, **args)
+    refused(env, tool, "Insufficient gift card balance to pay for the order", payment_method_id=SARA_GIFT, **args)
 
 
 def test_modify_pending_order_items_charge(env):
@@ -298,8 +171,8 @@ def test_modify_pending_order_items_charge(env):
     assert order["payment_history"][-1] == {"transaction_type": "payment", "amount": 5.5,
                                             "payment_method_id": SARA_PAYPAL}
     # only once per order
-    refused(env, "modify_pending_order_items", "non-pending", order_id="#W0000001", item_ids=[RED_M],
-            new_item_ids=[BLACK_L], payment_method_id=SARA_PAYPAL)
+    refused(env, "modify_pending_order_items", "Non-pending order cannot be modified", order_id="#W0000001",
+            item_ids=[RED_M], new_item_ids=[BLACK_L], payment_method_id=SARA_PAYPAL)
 
 
 def test_modify_pending_order_items_refund_to_gift_card(env):
@@ -310,33 +183,27 @@ def test_modify_pending_order_items_refund_to_gift_card(env):
     assert db(env)["users"]["sara_doe_496"]["payment_methods"][SARA_GIFT]["balance"] == 15.0
 
 
-def test_modify_pending_order_items_without_price_difference(env):
-    # 40 - 50 + 30 - 20 = 0: nothing to settle, so no transaction is recorded
-    order = ok(env, "modify_pending_order_items", order_id="#W0000001", item_ids=[BLUE_M, SMALL],
-               new_item_ids=[BLACK_L, LARGE], payment_method_id=SARA_GIFT)
-    assert [line["item_id"] for line in order["items"]] == [BLACK_L, LARGE]
-    assert len(order["payment_history"]) == 1
-
-
 def test_modify_pending_order_items_refusals(env):
     base = {"order_id": "#W0000001", "payment_method_id": SARA_CARD}
     tool = "modify_pending_order_items"
-    refused(env, tool, "order not found", order_id="#W9", item_ids=[BLUE_M], new_item_ids=[RED_M],
+    refused(env, tool, "Order not found", order_id="#W9", item_ids=[BLUE_M], new_item_ids=[RED_M],
             payment_method_id=SARA_CARD)
     for order_id in ("#W0000003", "#W0000005"):
-        refused(env, tool, "non-pending", order_id=order_id, item_ids=[RED_M], new_item_ids=[BLACK_L],
-                payment_method_id=SARA_CARD)
-    refused(env, tool, "no items", item_ids=[], new_item_ids=[], **base)
-    refused(env, tool, "should match", item_ids=[BLUE_M, SMALL], new_item_ids=[RED_M], **base)
-    refused(env, tool, "not in the order", item_ids=[RED_M], new_item_ids=[BLACK_L], **base)
-    refused(env, tool, "not in the order", item_ids=[BLUE_M, BLUE_M], new_item_ids=[RED_M, BLACK_L], **base)
-    refused(env, tool, "not available", item_ids=[BLUE_M], new_item_ids=[GREEN_M], **base)
-    refused(env, tool, "not found or available", item_ids=[BLUE_M], new_item_ids=[LARGE], **base)
-    refused(env, tool, "same as the item", item_ids=[BLUE_M], new_item_ids=[BLUE_M], **base)
-    refused(env, tool, "payment method not found", order_id="#W0000001", item_ids=[BLUE_M],
+        refused(env, tool, "Non-pending order cannot be modified", order_id=order_id, item_ids=[RED_M],
+                new_item_ids=[BLACK_L], payment_method_id=SARA_CARD)
+    refused(env, tool, "The number of items to be exchanged should match", item_ids=[BLUE_M, SMALL],
+            new_item_ids=[RED_M], **base)
+    refused(env, tool, f"{RED_M} not found", item_ids=[RED_M], new_item_ids=[BLACK_L], **base)
+    refused(env, tool, f"{BLUE_M} not found", item_ids=[BLUE_M, BLUE_M], new_item_ids=[RED_M, BLACK_L], **base)
+    refused(env, tool, f"New item {GREEN_M} not found or available", item_ids=[BLUE_M], new_item_ids=[GREEN_M],
+            **base)
+    refused(env, tool, "Variant not found", item_ids=[BLUE_M], new_item_ids=[LARGE], **base)
+    refused(env, tool, "The new item id should be different from the old item id", item_ids=[BLUE_M],
+            new_item_ids=[BLUE_M], **base)
+    refused(env, tool, "Payment method not found", order_id="#W0000001", item_ids=[BLUE_M],
             new_item_ids=[RED_M], payment_method_id=OMAR_GIFT)
-    refused(env, tool, "insufficient gift card", order_id="#W0000001", item_ids=[BLUE_M],
-            new_item_ids=[RED_M], payment_method_id=SARA_GIFT)
+    refused(env, tool, "Insufficient gift card balance to pay for the new item", order_id="#W0000001",
+            item_ids=[BLUE_M], new_item_ids=[RED_M], payment_method_id=SARA_GIFT)
 
 
 # ------------------------------------------------------------------------------ delivered orders
@@ -349,8 +216,8 @@ def test_return_delivered_order_items(env):
     assert order["return_items"] == [BLUE_M, BLUE_M, SMALL]
     assert order["return_payment_method_id"] == SARA_PAYPAL
     assert order["payment_history"] == WORLD["orders"]["#W0000003"]["payment_history"]  # refund comes later
-    refused(env, "return_delivered_order_items", "non-delivered", order_id="#W0000003", item_ids=[SMALL],
-            payment_method_id=SARA_PAYPAL)
+    refused(env, "return_delivered_order_items", "Non-delivered order cannot be returned", order_id="#W0000003",
+            item_ids=[SMALL], payment_method_id=SARA_PAYPAL)
 
 
 def test_return_to_gift_card(env):
@@ -361,14 +228,15 @@ def test_return_to_gift_card(env):
 
 def test_return_delivered_order_items_refusals(env):
     tool, base = "return_delivered_order_items", {"order_id": "#W0000003"}
-    refused(env, tool, "order not found", order_id="#W9", item_ids=[BLUE_M], payment_method_id=SARA_PAYPAL)
-    refused(env, tool, "non-delivered", order_id="#W0000001", item_ids=[BLUE_M], payment_method_id=SARA_CARD)
-    refused(env, tool, "no items", item_ids=[], payment_method_id=SARA_PAYPAL, **base)
-    refused(env, tool, "payment method not found", item_ids=[BLUE_M], payment_method_id=OMAR_GIFT, **base)
-    refused(env, tool, "original payment method or a gift card", item_ids=[BLUE_M],
+    refused(env, tool, "Order not found", order_id="#W9", item_ids=[BLUE_M], payment_method_id=SARA_PAYPAL)
+    refused(env, tool, "Non-delivered order cannot be returned", order_id="#W0000001", item_ids=[BLUE_M],
+            payment_method_id=SARA_CARD)
+    refused(env, tool, "Payment method not found", item_ids=[BLUE_M], payment_method_id=OMAR_GIFT, **base)
+    refused(env, tool, "Payment method should be the original payment method", item_ids=[BLUE_M],
             payment_method_id=SARA_CARD, **base)
-    refused(env, tool, "not in the order", item_ids=[RED_M], payment_method_id=SARA_PAYPAL, **base)
-    refused(env, tool, "not in the order", item_ids=[BLUE_M, BLUE_M, BLUE_M], payment_method_id=SARA_PAYPAL, **base)
+    refused(env, tool, "Some item not found", item_ids=[RED_M], payment_method_id=SARA_PAYPAL, **base)
+    refused(env, tool, "Some item not found", item_ids=[BLUE_M, BLUE_M, BLUE_M], payment_method_id=SARA_PAYPAL,
+            **base)
 
 
 def test_exchange_delivered_order_items(env):
@@ -380,28 +248,28 @@ def test_exchange_delivered_order_items(env):
     assert order["exchange_payment_method_id"] == SARA_CARD
     assert order["exchange_price_difference"] == 15.5
     assert order["items"] == WORLD["orders"]["#W0000003"]["items"]  # items change on arrival
-    refused(env, "exchange_delivered_order_items", "non-delivered", order_id="#W0000003", item_ids=[SMALL],
-            new_item_ids=[LARGE], payment_method_id=SARA_CARD)
+    refused(env, "exchange_delivered_order_items", "Non-delivered order cannot be exchanged", order_id="#W0000003",
+            item_ids=[SMALL], new_item_ids=[LARGE], payment_method_id=SARA_CARD)
 
 
 def test_exchange_delivered_order_items_refusals(env):
     tool, base = "exchange_delivered_order_items", {"order_id": "#W0000003"}
-    refused(env, tool, "order not found", order_id="#W9", item_ids=[BLUE_M], new_item_ids=[RED_M],
+    refused(env, tool, "Order not found", order_id="#W9", item_ids=[BLUE_M], new_item_ids=[RED_M],
             payment_method_id=SARA_CARD)
-    refused(env, tool, "non-delivered", order_id="#W0000004", item_ids=[LARGE], new_item_ids=[SMALL],
-            payment_method_id=SARA_CARD)
-    refused(env, tool, "no items", item_ids=[], new_item_ids=[], payment_method_id=SARA_CARD, **base)
-    refused(env, tool, "should match", item_ids=[BLUE_M], new_item_ids=[], payment_method_id=SARA_CARD, **base)
-    refused(env, tool, "not in the order", item_ids=[LARGE], new_item_ids=[SMALL],
+    refused(env, tool, "Non-delivered order cannot be exchanged", order_id="#W0000004", item_ids=[LARGE],
+            new_item_ids=[SMALL], payment_method_id=SARA_CARD)
+    refused(env, tool, "The number of items to be exchanged should match.", item_ids=[BLUE_M], new_item_ids=[],
             payment_method_id=SARA_CARD, **base)
-    refused(env, tool, "not available", item_ids=[BLUE_M], new_item_ids=[GREEN_M],
+    refused(env, tool, f"Number of {LARGE} not found.", item_ids=[LARGE], new_item_ids=[SMALL],
             payment_method_id=SARA_CARD, **base)
-    refused(env, tool, "not found or available", item_ids=[SMALL], new_item_ids=[RED_M],
+    refused(env, tool, f"New item {GREEN_M} not found or available", item_ids=[BLUE_M], new_item_ids=[GREEN_M],
             payment_method_id=SARA_CARD, **base)
-    refused(env, tool, "payment method not found", item_ids=[BLUE_M], new_item_ids=[RED_M],
+    refused(env, tool, "Variant not found", item_ids=[SMALL], new_item_ids=[RED_M],
+            payment_method_id=SARA_CARD, **base)
+    refused(env, tool, "Payment method not found", item_ids=[BLUE_M], new_item_ids=[RED_M],
             payment_method_id=OMAR_CARD, **base)
-    refused(env, tool, "insufficient gift card", item_ids=[BLUE_M], new_item_ids=[RED_M],
-            payment_method_id=SARA_GIFT, **base)
+    refused(env, tool, "Insufficient gift card balance to pay for the price difference", item_ids=[BLUE_M],
+            new_item_ids=[RED_M], payment_method_id=SARA_GIFT, **base)
 
 
 def test_modify_user_address(env):
@@ -409,7 +277,7 @@ def test_modify_user_address(env):
               city="Denver", state="CO", country="USA", zip="80202")
     assert user["address"]["city"] == "Denver" and user["address"]["zip"] == "80202"
     assert db(env)["orders"]["#W0000007"]["address"] == SARA_HOME  # orders keep their address
-    refused(env, "modify_user_address", "user not found", user_id="nobody", address1="x", address2="",
+    refused(env, "modify_user_address", "User not found", user_id="nobody", address1="x", address2="",
             city="x", state="x", country="USA", zip="1")
 
 
@@ -455,32 +323,6 @@ def test_rules(domain):
 
 
 # ------------------------------------------------------------------------------ τ²-bench compatibility
-
-
-def test_tau2_style_actions_replay(env):
-    """A task's expected actions, written as τ²-bench writes them, replay on our tools."""
-    actions = [
-        {"name": "find_user_id_by_name_zip", "arguments": {"first_name": "Sara", "last_name": "Doe", "zip": "10001"}},
-        {"name": "get_user_details", "arguments": {"user_id": "sara_doe_496"}},
-        {"name": "get_order_details", "arguments": {"order_id": "#W0000003"}},
-        {"name": "get_product_details", "arguments": {"product_id": SHIRT}},
-        {"name": "exchange_delivered_order_items", "arguments": {
-            "order_id": "#W0000003", "item_ids": [BLUE_M], "new_item_ids": [BLACK_L],
-            "payment_method_id": SARA_PAYPAL}},
-        {"name": "modify_pending_order_address", "arguments": {
-            "order_id": "#W0000001", "address1": "1 Main St", "address2": "", "city": "Boston",
-            "state": "MA", "country": "USA", "zip": "02110"}},
-        {"name": "cancel_pending_order", "arguments": {"order_id": "#W0000002", "reason": "ordered by mistake"}},
-    ]
-    results = env.replay(actions)
-    assert all(r.ok for r in results), [r.content for r in results if not r.ok]
-    final = db(env)
-    assert final["orders"]["#W0000003"]["exchange_price_difference"] == -10.0
-    assert final["orders"]["#W0000002"]["status"] == "cancelled"
-    # the same actions from the same state give the same state
-    again = Environment(env.domain, State.from_json(copy.deepcopy(WORLD)))
-    again.replay(actions)
-    assert again.hash() == env.hash()
 
 
 def test_tau2_db_file_loads(domain, tmp_path):
@@ -547,7 +389,11 @@ def test_names_match_reference(domain):
     models = ref["db"]["models"]
     assert set(models) == set(domain.schema.models)
     for name, model in models.items():
-        assert list(model["fields"]) == list(domain.schema.models[name]), name
+        # pydantic's field order (the order τ²-bench prints): inherited fields first, in the
+        # base's order, an overridden field keeping its base position
+        inherited = [f for base in model.get("bases", []) if base in models for f in models[base]["fields"]]
+        order = list(dict.fromkeys(inherited + list(model["fields"])))
+        assert order == list(domain.schema.models[name]), name
         for field_name in model["fields"]:
             assert domain.schema.models[name][field_name].required == (field_name in model["required"])
     assert set(ref["db"]["type_aliases"]) == set(domain.schema.aliases)

@@ -14,7 +14,7 @@ from runtime.env.verifier import verifier_from_diff
 
 
 def gold_actions(domain: str, env: Environment):
-    """Candidate gold write calls, tried in order until one succeeds."""
+    """Candidate gold write calls, tried in order until one succeeds within the policy."""
     db = env.db.to_json()
     if domain == "airline":
         for rid in sorted(db["reservations"]):
@@ -56,9 +56,10 @@ def test_verifier_catches_single_field_perturbations(domain: str):
     spec, diags = load_domain(domain)
     assert spec is not None, diags.render()
     initial = Environment.from_domain(spec, seed=3, size=0.1)
-    final = initial.fork()
     for name, args in gold_actions(domain, initial):
-        if final.call(name, args).ok:
+        final = initial.fork()
+        result = final.call(name, args)
+        if result.ok and not result.violations:  # a gold action keeps the policy
             break
     else:
         pytest.fail(f"no gold action succeeded in {domain}")

@@ -29,18 +29,13 @@ def airline():
     assert spec is not None, diags
     env = Environment.from_domain(spec, 3, size=0.1)
     db = env.db.to_json()
-    res = next(r for r in db["reservations"].values()
-               if env.fork().call("cancel_reservation", {"reservation_id": r["reservation_id"]}).ok)
+    res = next(r for r in db["reservations"].values()  # one the policy allows cancelling
+               if _allowed(env.fork().call("cancel_reservation", {"reservation_id": r["reservation_id"]})))
     return spec, env, res
 
 
-@pytest.fixture(scope="module")
-def refused(airline):
-    """A reservation whose cancellation the implementation refuses (ToolError)."""
-    _, env, _ = airline
-    return next(r for r in env.db.to_json()["reservations"].values()
-                if env.fork().call("cancel_reservation", {"reservation_id": r["reservation_id"]}).error
-                == "tool_error")
+def _allowed(result) -> bool:
+    return result.ok and not result.violations
 
 
 class Talk:
@@ -84,7 +79,7 @@ def test_not_confirmations(text):
     assert not is_confirmation(text)
 
 
-def test_calls_turns_categories_and_confirmation(airline, refused):
+def test_calls_turns_categories_and_confirmation(airline):
     spec, env, res = airline
     t = Talk(env)
     t.user(f"I want to cancel {res['reservation_id']}.")
@@ -97,8 +92,12 @@ def test_calls_turns_categories_and_confirmation(airline, refused):
     t.user("Yes, go ahead.")
     t.call("cancel_reservation", {"reservation_id": 7})                 # failed write: yes still holds
     t.call("cancel_reservation", {"reservation_id": res["reservation_id"]})
+    t.call("get_reservation_details", {"reservation_id": "NOPE00"})     # a failed read
+    t.say("Shall I change the passengers too?")
+    t.user("Yes.")
+    t.call("update_reservation_passengers", {"reservation_id": res["reservation_id"], "passengers": []})  # refused by the impl
+    t.call("cancel_reservation", {"reservation_id": res["reservation_id"]})  # the "yes" is still unused
     t.call("cancel_reservation", {"reservation_id": res["reservation_id"]})  # after a successful write
-    t.call("cancel_reservation", {"reservation_id": refused["reservation_id"]})  # refused by the impl
     t.messages.append({"role": "assistant", "content": None, "tool_calls": [
         {"id": "lost", "type": "function", "function": {"name": "calculate", "arguments": "{}"}}]})
     calls = calls_of(t.messages, spec)
@@ -111,14 +110,16 @@ def test_calls_turns_categories_and_confirmation(airline, refused):
         ("get_reservation_details", False, "bad_json", 1, False),
         ("cancel_reservation", False, "schema", 2, True),
         ("cancel_reservation", True, None, 2, True),
-        ("cancel_reservation", False, "precondition", 2, False),  # already cancelled
-        ("cancel_reservation", False, "tool_error", 2, False),
-        ("calculate", False, "no_result", 2, False),
+        ("get_reservation_details", False, "precondition", 2, False),
+        ("update_reservation_passengers", False, "tool_error", 3, True),
+        ("cancel_reservation", True, None, 3, True),  # a failed write left the "yes" unused
+        ("cancel_reservation", True, None, 3, False),
+        ("calculate", False, "no_result", 3, False),
     ]
     assert calls[4]["arguments"] == {} and calls[0]["kind"] == "read" and calls[6]["kind"] == "write"
     assert calls[3]["kind"] == "unknown" and all(c["side"] == "agent" for c in calls)
     facts = message_facts(t.messages)
-    assert [f["turn"] for f in facts if f["role"] == "user"] == [1, 2]
+    assert [f["turn"] for f in facts if f["role"] == "user"] == [1, 2, 3]
 
 
 def test_declared_error_category_wins(airline):

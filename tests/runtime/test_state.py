@@ -337,3 +337,19 @@ def test_random_edits_match_a_plain_python_mirror():
         assert state.to_json() == mirror
         assert state.hash() == State.from_json(mirror).hash()
     assert base.to_json() == base_data
+
+
+def test_equality_is_exact_and_walks_only_what_differs():
+    values = (1, 1.0, True, "1", None, [1], {"1": 1})
+    for a in values:
+        for b in values:
+            assert (State.from_json({"k": a}) == State.from_json({"k": b})) == (a is b), (a, b)
+    assert State.from_json({"a": 1, "b": [2, {"c": 3}]}) == State.from_json({"b": [2, {"c": 3}], "a": 1})
+    assert State.from_json({"a": [1, 2]}) != State.from_json({"a": [1, 2, 3]})
+    assert State.from_json({"a": 1}) != State.from_json({"a": 1, "b": 2})
+    base = State.from_json({"big": {str(i): {"n": i} for i in range(1000)}, "x": {"y": 1}})
+    one, two = base.edit(), base.edit()
+    one.root.x.y, two.root.x.y = 2, 2
+    s1, s2 = one.commit(), two.commit()
+    assert s1 == s2 and s1 != base
+    assert s1._root["big"] is s2._root["big"] and s1._root["x"]._h is None  # compared without hashing
