@@ -1,33 +1,37 @@
-"""Does GRPO raise held-out pass^1 after SFT? The smallest setup we found on a CPU.
+"""Does GRPO after SFT raise pass^1 on tasks it never saw? A held-out learning bench on a CPU.
 
-    python bench/learning.py [--seeds 0 1] [--jobs 2] [--sft-epochs 16] [--grpo-steps 12]
+    python bench/learning.py [--seeds 0 1 2] [--jobs 2] [--out DIR] [--user scripted|sft|untuned]
 
-Per seed: an offline run of the mini bank (tests/fixtures/mini) at size 0.25 (a world of
-five accounts; 160 accepted instances: balance look-ups and transfers), a tiny model
-whose tokenizer is trained on it, SFT on the training instances, then GRPO on the same
-training tasks (scripted user, binary verifier reward, rollouts sampled at temperature
-1.0), and pass^1 (and pass^k) on the held-out instances (by id hash, the same split for
-both stages) after each stage, at the same temperature. Prints what it measures, per
-seed and per intent; nothing is tuned per seed.
+Per seed s, on the mini bank (tests/fixtures/mini):
 
-What the numbers mean (measured when this was written): the tiny model never learns to
-copy an amount into a transfer, so transfers fail before and after GRPO. What SFT leaves
-wrong that GRPO can fix is behaviour: the SFT'd model, trained mostly on transfers, often
-proposes a transfer on a balance look-up, the scripted user says yes, and the verifier
-fails the changed state. Groups of such tasks have mixed rewards, and GRPO learns to
-answer the look-up without a write; that is where held-out pass^1 rises. Longer SFT makes
-this mistake more often (less SFT makes the mistake rarer: groups are then all-pass or
-all-fail, dynamic filtering drops them all and GRPO never updates).
+1. Two offline runs from two worlds: training tasks from the bank built with seed s,
+   held-out tasks from the bank built with seed s + 1000 — other account ids, owners,
+   statuses and balances, so every held-out task asks about entities and amounts no
+   training task has. The overlap is computed and printed (trainer/overlap.py): exact
+   duplicates (same initial state, request and verifier), near duplicates (same intent and
+   objective modulo ids and numbers) and gold-call values no training task uses. The bench
+   refuses to report when any exact duplicate exists.
+2. A tiny Llama whose tokenizer is trained on the training run only; SFT on the training
+   run; pass^1 on the held-out tasks; GRPO on the training tasks (binary verifier reward,
+   a look-up passes only when the agent tells the balance and status); pass^1 on the
+   held-out tasks again. Evaluation always uses the scripted user (the fixed judge);
+   GRPO's rollouts use the scripted user or, for the paper's user-model ablation, a user
+   model: SFT'd on the run's user view (`--user sft`) or untuned (`--user untuned`).
+3. Results paired by task (the same held-out task before and after GRPO): per seed, per
+   intent and pooled, each a mean difference with a bootstrap 95% confidence interval
+   (tasks resampled within each seed).
 
-Seeds run as parallel processes (`--jobs`), one torch thread each: tiny tensors gain
-nothing from threads, and two threads on two busy cores run many times slower.
-A benchmark, not a test: about 10 minutes on 2 CPU cores for the default seeds.
+Seeds run as parallel processes (`--jobs`), one torch thread each (tiny tensors gain
+nothing from threads). Wall times depend on the machine's load: the summary prints the
+load average with them. `--json FILE` keeps every row (per task counts, curves).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import shutil
 import subprocess
 import sys
@@ -38,29 +42,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MINI = str(ROOT / "tests" / "fixtures" / "mini")
+HELD_SEED = 1000  # held-out world: seed + HELD_SEED
 
 
-def intent_of(task) -> str:
-    scenario = task.record.get("scenario")
-    return str(scenario.get("intent")) if isinstance(scenario, dict) else "?"
+def make_run(seed: int, n: int, size: float, out: Path) -> Path:
+    made = subprocess.run([sys.executable, "-m", "runtime.cli.main", "run", str(ROOT / "workflows" / "eigendata.yaml"),
+                           "--domain", MINI, "--n", str(n), "--size", str(size), "--seed", str(seed),
+                           "--out", str(out), "-q"], cwd=ROOT, capture_output=True, text=True)
+    if made.returncode != 0:
+        raise SystemExit(f"eigen run failed: {(made.stderr or made.stdout).strip()[-500:]}")
+    return out
 
 
-def per_intent(report, tasks) -> dict[str, float]:
-    """pass^1 per intent of the held-out tasks (where the difference comes from)."""
-    rates = defaultdict(list)
-    for t in tasks:
-        row = report.per_task[t.id]
-        rates[intent_of(t)].append(row["c"] / row["n"])
-    return {k: round(sum(v) / len(v), 3) for k, v in sorted(rates.items())}
+def user_model(args: argparse.Namespace, run: Path, tiny: Path, base: Path, seed: int) -> str:
+    """The user simulator of GRPO's rollouts: 'scripted', or a user model's folder."""
+    if args.user == "scripted":
+        return "scripted"
+    if args.user == "untuned":
+        return str(tiny)  # the same tiny model before any training: it has not learned to be a user
+    from trainer.sft import SFTConfig, train_sft
+
+    return str(train_sft(SFTConfig(model=str(tiny), data=str(run), out=str(base / "sft_user"), role="user",
+                                   batch_size=4, epochs=args.sft_epochs, lr=args.sft_lr, schedule="cosine",
+                                   warmup_steps=10, seed=seed, max_length=2048)).final)
 
 
 def one_seed(args: argparse.Namespace, seed: int) -> dict:
-    """Data, tiny model, SFT, eval, GRPO, eval for one seed; the row printed for it."""
+    """Runs, overlap, tiny model, SFT, eval, GRPO, eval for one seed; the row printed for it."""
     import torch
 
-    from trainer.data import held_out
     from trainer.evaluate import evaluate
     from trainer.grpo import GRPOConfig, train_grpo
+    from trainer.overlap import intent_of, overlap, records_of
     from trainer.rollout import load_tasks
     from trainer.sft import SFTConfig, train_sft
     from trainer.tiny import build_tiny_from_run
@@ -68,55 +81,137 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
     torch.set_num_threads(1)
     base = Path(args.out) / f"seed{seed}"
     shutil.rmtree(base, ignore_errors=True)  # a fresh run: the stages would resume (or refuse) a stale one
-    run = base / "run"
-    made = subprocess.run([sys.executable, "-m", "runtime.cli.main", "run", str(ROOT / "workflows" / "eigendata.yaml"),
-                           "--domain", MINI, "--n", str(args.n), "--size", str(args.size), "--seed", str(seed),
-                           "--out", str(run), "-q"], cwd=ROOT, capture_output=True, text=True)
-    if made.returncode != 0:
-        raise SystemExit(f"eigen run failed: {(made.stderr or made.stdout).strip()[-500:]}")
     t0 = time.perf_counter()
-    tiny, _ = build_tiny_from_run(run, base / "tiny", vocab_size=1024, seed=seed, hidden=96, layers=3)
-    sft = train_sft(SFTConfig(model=str(tiny), data=str(run), out=str(base / "sft"), batch_size=4,
-                              epochs=args.sft_epochs, lr=3e-3, schedule="cosine", warmup_steps=10,
-                              held_out=args.held_out, seed=seed, max_length=2048))
-    tasks, _ = load_tasks([run], MINI)
-    held = [t for t in tasks if held_out(t.id, args.held_out)]
-    ev = dict(trials=args.trials, max_turns=8, max_new_tokens=96, temperature=args.temperature, domain=MINI,
-              seed=seed)
-    before = evaluate(sft.final, held, **ev)
+    train_run = make_run(seed, args.n_train, args.size, base / "train")
+    held_run = make_run(seed + HELD_SEED, args.n_held, args.held_size, base / "held")
+    train, _ = load_tasks([train_run], MINI)
+    held, _ = load_tasks([held_run], MINI)
+    ov = overlap(records_of(train), records_of(held))
+    row: dict = {"seed": seed, "train": len(train), "held_out": len(held), "overlap": ov.to_json(),
+                 "overlap_text": ov.summary()}
+    if ov.exact:
+        return row | {"refused": f"{len(ov.exact)} held-out task(s) are exact copies of training tasks"}
+    tiny, _ = build_tiny_from_run(train_run, base / "tiny", vocab_size=args.vocab, seed=seed, hidden=args.hidden,
+                                  layers=args.layers, split_digits=not args.bpe_digits)
+    start = tiny
+    if args.drill_epochs:  # the curriculum's first stage: short first-call views, dense in copies
+        start = train_sft(SFTConfig(model=str(tiny), data=str(train_run), out=str(base / "drill"), view="first_call",
+                                    batch_size=args.drill_batch, epochs=args.drill_epochs, lr=args.sft_lr,
+                                    schedule="cosine", warmup_steps=10, seed=seed, max_length=2048)).final
+    sft = train_sft(SFTConfig(model=str(start), data=str(train_run), out=str(base / "sft"), batch_size=4,
+                              epochs=args.sft_epochs, lr=args.sft_lr, schedule="cosine", warmup_steps=10,
+                              seed=seed, max_length=2048))
+    ev = dict(trials=args.trials, max_turns=8, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+              domain=MINI, seed=seed)
+    probe = train[:args.train_eval]  # training tasks, for the in-distribution change beside the held-out one
+    before = evaluate(sft.final, held + probe, **ev)
     t1 = time.perf_counter()
-    grpo = train_grpo(GRPOConfig(model=str(sft.final), data=[str(run)], domain=MINI, out=str(base / "grpo"),
-                                 held_out=args.held_out, tasks_per_step=4, group_size=8, max_refills=3,
-                                 lr=5e-4, grad_accum=2, max_turns=8, max_new_tokens=96,
-                                 temperature=args.temperature, steps=args.grpo_steps, seed=seed, threads=1))
+    user = user_model(args, train_run, tiny, base, seed)
+    grpo = train_grpo(GRPOConfig(model=str(sft.final), data=[str(train_run)], domain=MINI, out=str(base / "grpo"),
+                                 user=user, tasks_per_step=args.tasks_per_step, group_size=args.group_size,
+                                 max_refills=3, lr=args.lr, grad_accum=2, max_turns=8,
+                                 max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                 mask_truncated=not args.train_truncated, steps=args.grpo_steps, seed=seed,
+                                 threads=1))
     t2 = time.perf_counter()
-    after = evaluate(grpo.final, held, **ev)
+    after = evaluate(grpo.final, held + probe, **ev)
     metrics = [json.loads(x) for x in (base / "grpo" / "metrics.jsonl").read_text().splitlines()]
-    row = {"seed": seed, "train": len(tasks) - len(held), "held_out": len(held),
-           "sft_pass1": before.scores()["pass^k"][1], "grpo_pass1": after.scores()["pass^k"][1],
-           "sft_passk": before.scores()["pass^k"][args.trials], "grpo_passk": after.scores()["pass^k"][args.trials],
-           "sft_by_intent": per_intent(before, held), "grpo_by_intent": per_intent(after, held),
-           "updates": grpo.updates, "train_reward": [round(m["reward_mean"], 2) for m in metrics],
-           "sft_s": round(t1 - t0, 1), "grpo_s": round(t2 - t1, 1)}
-    row["diff_pass1"] = row["grpo_pass1"] - row["sft_pass1"]
-    return row
+
+    def pairs(tasks: list) -> list[dict]:
+        return [{"id": t.id, "intent": intent_of(t.record), "n": args.trials, "before": before.per_task[t.id]["c"],
+                 "after": after.per_task[t.id]["c"]} for t in tasks]
+
+    return row | {"tasks": pairs(held), "train_probe": pairs(probe), "updates": grpo.updates,
+                  "train_reward": [round(m["reward_mean"], 2) for m in metrics],
+                  "cut_turns": round(sum(m.get("cut_turns_frac", 0.0) for m in metrics) / max(1, len(metrics)), 3),
+                  "sft_s": round(t1 - t0, 1), "grpo_s": round(t2 - t1, 1),
+                  "total_s": round(time.perf_counter() - t0, 1)}
+
+
+# ---------------------------------------------------------------- paired statistics
+
+
+def paired(tasks_by_seed: dict[int, list[dict]], boot: int = 10_000, seed: int = 0) -> dict:
+    """Mean of (after − before) pass^1 over tasks, with a 95% percentile bootstrap CI:
+    tasks resampled with replacement within each seed (the seeds' sizes kept)."""
+    groups = [[(t["after"] - t["before"]) / t["n"] for t in ts] for ts in tasks_by_seed.values() if ts]
+    flat = [d for g in groups for d in g]
+    if not flat:
+        return {"n": 0}
+    before = sum(t["before"] / t["n"] for ts in tasks_by_seed.values() for t in ts) / len(flat)
+    rng = random.Random(seed)
+    means = []
+    for _ in range(boot):
+        total = sum(sum(rng.choice(g) for _ in g) for g in groups)
+        means.append(total / len(flat))
+    means.sort()
+    return {"n": len(flat), "before": before, "after": before + sum(flat) / len(flat), "diff": sum(flat) / len(flat),
+            "lo": means[int(0.025 * boot)], "hi": means[int(0.975 * boot) - 1]}
+
+
+def _line(name: str, s: dict) -> str:
+    if not s.get("n"):
+        return f"{name:<22} (no tasks)"
+    return (f"{name:<22} {s['n']:>5} {s['before']:>7.3f} {s['after']:>7.3f} {s['diff']:>+8.3f}  "
+            f"[{s['lo']:+.3f}, {s['hi']:+.3f}]")
+
+
+def report(rows: list[dict], key: str = "tasks") -> dict:
+    """Print the paired tables (per seed, per intent, pooled); return them."""
+    print(f"{'held-out pass^1' if key == 'tasks' else 'training-task pass^1':<22} {'tasks':>5} {'SFT':>7} "
+          f"{'GRPO':>7} {'diff':>8}  95% CI (bootstrap)")
+    out: dict = {"seeds": {}, "intents": {}}
+    for r in rows:
+        out["seeds"][r["seed"]] = s = paired({r["seed"]: r[key]})
+        print(_line(f"seed {r['seed']}", s))
+    intents = sorted({t["intent"] for r in rows for t in r[key]})
+    for intent in intents:
+        out["intents"][intent] = s = paired({r["seed"]: [t for t in r[key] if t["intent"] == intent] for r in rows})
+        print(_line(f"  {intent}", s))
+    out["pooled"] = s = paired({r["seed"]: r[key] for r in rows})
+    print(_line("pooled", s))
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def options() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2, help="seeds run at once, one process and torch thread each")
+    ap.add_argument("--n-train", type=int, default=160, help="accepted training instances per seed")
+    ap.add_argument("--n-held", type=int, default=48, help="accepted held-out instances per seed")
+    ap.add_argument("--size", type=float, default=1.0, help="training world size (1.0: 20 accounts)")
+    ap.add_argument("--held-size", type=float, default=0.5, help="held-out world size")
+    ap.add_argument("--vocab", type=int, default=1024)
+    ap.add_argument("--hidden", type=int, default=96)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--bpe-digits", action="store_true", help="let BPE merge digits (the old tokenizer)")
+    ap.add_argument("--drill-epochs", type=int, default=0,
+                    help="curriculum: epochs of first-call views (SFTConfig.view) before the full SFT; 0: none")
+    ap.add_argument("--drill-batch", type=int, default=16)
+    ap.add_argument("--sft-epochs", type=int, default=16)
+    ap.add_argument("--sft-lr", type=float, default=3e-3)
+    ap.add_argument("--grpo-steps", type=int, default=12)
+    ap.add_argument("--tasks-per-step", type=int, default=4)
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=5e-4, help="GRPO learning rate")
+    ap.add_argument("--train-truncated", action="store_true", help="train turns cut by max_new_tokens")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--temperature", type=float, default=1.0, help="rollout and evaluation sampling")
+    ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--train-eval", type=int, default=0, help="also evaluate this many training tasks")
+    ap.add_argument("--user", choices=["scripted", "sft", "untuned"], default="scripted",
+                    help="GRPO's user simulator (evaluation always uses the scripted user)")
+    ap.add_argument("--out", default="/tmp/eigen_bench_learning")
+    ap.add_argument("--json", default=None, help="write every row and table here")
+    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # run one seed, print its row
+    return ap
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=160)
-    ap.add_argument("--size", type=float, default=0.25)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--jobs", type=int, default=2, help="seeds run at once, one process and torch thread each")
-    ap.add_argument("--held-out", type=float, default=0.25)
-    ap.add_argument("--sft-epochs", type=int, default=16)
-    ap.add_argument("--grpo-steps", type=int, default=12)
-    ap.add_argument("--temperature", type=float, default=1.0, help="rollout and evaluation sampling")
-    ap.add_argument("--trials", type=int, default=4)
-    ap.add_argument("--out", default="/tmp/eigen_bench_learning")
-    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # run one seed, print its row
-    args = ap.parse_args()
-
+    args = options().parse_args()
     if args.worker is not None:
         print("ROW " + json.dumps(one_seed(args, args.worker)), flush=True)
         return
@@ -136,15 +231,29 @@ def main() -> None:
             tail = (err or out).strip().splitlines()[-5:]
             print(f"seed {seed} failed (exit {proc.returncode}): " + " | ".join(tail), flush=True)
             continue
-        rows.append(json.loads(found[-1]))
-        print(found[-1], flush=True)
+        row = json.loads(found[-1])
+        rows.append(row)
+        print(f"seed {seed}: {row['overlap_text']}", flush=True)
+        if "refused" not in row:
+            print(f"seed {seed}: {row['updates']} GRPO updates, training reward {row['train_reward']}, "
+                  f"cut turns {row['cut_turns']:.0%}, {row['total_s']:.0f} s "
+                  f"(SFT+eval {row['sft_s']:.0f} s, GRPO {row['grpo_s']:.0f} s)", flush=True)
     if not rows:
         sys.exit(1)
     rows.sort(key=lambda r: r["seed"])
-    mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("sft_pass1", "grpo_pass1", "diff_pass1")}
-    print(f"held-out pass^1 over seeds {[r['seed'] for r in rows]}: after SFT {mean['sft_pass1']:.3f}, "
-          f"after GRPO {mean['grpo_pass1']:.3f}, difference {mean['diff_pass1']:+.3f} "
-          f"({time.perf_counter() - start:.0f} s)")
+    refused = [r for r in rows if "refused" in r]
+    if refused:
+        for r in refused:
+            print(f"seed {r['seed']}: REFUSED: {r['refused']} ({', '.join(r['overlap']['exact_ids'][:5])})")
+        sys.exit(1)
+    tables = {"held_out": report(rows)}
+    if any(r["train_probe"] for r in rows):
+        tables["train"] = report(rows, "train_probe")
+    load = os.getloadavg()
+    print(f"{len(rows)} seeds, {time.perf_counter() - start:.0f} s wall with --jobs {args.jobs} "
+          f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; others' work inflates it)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows, "tables": tables}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

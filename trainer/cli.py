@@ -4,6 +4,7 @@
     eigen train grpo CONFIG [--nproc N] # trainer/grpo.py
     eigen train build-tiny RUN -o DIR   # a tiny model + tokenizer from a run (CPU demos)
     eigen eval --model M --tasks RUN_OR_FILE --trials K [--out FILE]
+               [--split train|held-out --fraction F] [--ids FILE] [--held-out-of TRAIN_OUT]...
 
 Heavy imports (torch, transformers) happen inside the commands, so `eigen --help` stays
 fast. A bad config or run directory exits 2 with one line on stderr.
@@ -64,6 +65,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             settings = load_grpo_config(config)
+            if settings.async_ is not None and nproc > 1:  # its Ray actors are the parallelism
+                raise GRPOError("async GRPO runs one trainer process: drop --nproc (async.rollout_workers "
+                                "sets the rollout actors)")
             _relaunch(nproc, ["train", "grpo", str(config)])
             result = train_grpo(settings)
         except (GRPOError, SFTError) as exc:
@@ -79,14 +83,16 @@ def register(app: typer.Typer) -> None:
                        vocab_size: int = typer.Option(512, help="BPE vocabulary size"),
                        seed: int = typer.Option(0, help="weight initialisation seed"),
                        hidden: int = typer.Option(64, min=8, help="hidden size"),
-                       layers: int = typer.Option(2, min=1, help="decoder layers")) -> None:
+                       layers: int = typer.Option(2, min=1, help="decoder layers"),
+                       split_digits: bool = typer.Option(True, help="every digit its own token (as Qwen's "
+                                                         "tokenizer); --no-split-digits lets BPE merge them")) -> None:
         """A tiny random LM whose tokenizer is trained on the run (for CPU demos and tests)."""
         from .data import RunDirError
         from .tiny import build_tiny_from_run
 
         try:
             path, problems = build_tiny_from_run(run, out, vocab_size=vocab_size, seed=seed, hidden=hidden,
-                                                 layers=layers)
+                                                 layers=layers, split_digits=split_digits)
         except (RunDirError, ValueError) as exc:  # a bad run, or a shape the model cannot take
             _fail(str(exc))
         typer.echo(f"tiny model → {path}" + (f" ({len(problems)} record(s) skipped)" if problems else ""))
@@ -104,18 +110,52 @@ def register(app: typer.Typer) -> None:
                  temperature: float = typer.Option(1.0, min=0.0),
                  seed: int = typer.Option(0),
                  domain: str | None = typer.Option(None, help="where to find the domain (a name or folder)"),
-                 device: str = typer.Option("cpu")) -> None:
+                 device: str = typer.Option("cpu"),
+                 split: str | None = typer.Option(None, "--split", help="train or held-out: the tasks on that "
+                                                  "side of the id-hash split (needs --fraction)"),
+                 fraction: float | None = typer.Option(None, "--fraction", min=0.0, max=1.0,
+                                                       help="the held_out fraction of the training config"),
+                 ids: Path | None = typer.Option(None, "--ids", help="only these task ids: a file with one id a "
+                                                 "line, a JSON array, or a GRPO tasks.json (its held_out ids)"),
+                 held_out_of: list[Path] = typer.Option([], "--held-out-of", help="a training output folder: leave "
+                                                        "out the tasks it trained on and exact copies of them "
+                                                        "(repeatable)"),
+                 max_context: int = typer.Option(4096, "--max-context", min=16, help="tokens an episode may "
+                                                 "reach (τ²-bench's policies and tools alone are ~10k)"),
+                 judge: str | None = typer.Option(None, "--judge", help="openai, hf or vllm: the model judge of "
+                                                  "imported τ²-bench tasks' nl_assertions (else not graded)"),
+                 judge_model: str | None = typer.Option(None, "--judge-model"),
+                 judge_base_url: str | None = typer.Option(None, "--judge-base-url")) -> None:
         """pass^k and pass@k (k = 1..trials) per domain, as a table and optionally JSON."""
         from .evaluate import evaluate, print_table
+        from .rollout import load_tasks
+        from .selection import select_tasks
         from .sft import SFTError
 
         try:
-            report = evaluate(model, tasks, trials, user=user, max_turns=max_turns, max_new_tokens=max_new_tokens,
-                              temperature=temperature, seed=seed, domain=domain, device=device)
+            loaded, problems = load_tasks([tasks], domain)
+            chosen, notes = select_tasks(loaded, split, fraction, ids, held_out_of)
+            for note in notes:
+                typer.echo(note)
+            if not chosen:
+                _fail(f"no task to evaluate in {tasks}" + (f" ({problems[0]})" if problems else
+                                                           " after the selection" if notes else ""))
+            grader = None
+            if judge is not None:
+                from runtime.backends import BackendUnavailable
+                from runtime.tau2.grade import make_judge
+
+                try:
+                    grader = make_judge(judge, judge_model, judge_base_url)
+                except BackendUnavailable as exc:
+                    _fail(f"--judge {judge}: {exc}")
+            report = evaluate(model, chosen, trials, user=user, max_turns=max_turns, max_new_tokens=max_new_tokens,
+                              temperature=temperature, seed=seed, domain=domain, device=device,
+                              max_context=max_context, judge=grader)
         except (SFTError, ValueError) as exc:
             _fail(str(exc))
-        if not report.per_task:
-            _fail(f"no task to evaluate in {tasks}" + (f" ({report.problems[0]})" if report.problems else ""))
+        report.problems = problems + report.problems
+        report.selection = notes
         print_table(report)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ __all__ = [
     "ROLES",
     "Conversation",
     "RunDirError",
+    "first_call_view",
     "first_of_each_id",
     "held_out",
     "load_conversations",
@@ -79,6 +80,18 @@ def load_conversations(run_dir: Path | str, role: str = "agent") -> tuple[list[C
         conversations.append(Conversation(rid, index if isinstance(index, int) else -1, role,
                                           messages, tools, record))
     return conversations, problems
+
+
+def first_call_view(conversation: Conversation) -> Conversation | None:
+    """The conversation up to and including the trained side's first tool call, without
+    the system prompt and tool schemas: what the user said, then the call whose arguments
+    copy it. Short and dense in copies, for a curriculum's first stage (SFTConfig.view);
+    None when the trained side never calls a tool."""
+    messages = [m for m in conversation.messages if m.get("role") != "system"]
+    for i, m in enumerate(messages):
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            return replace(conversation, messages=messages[:i + 1], tools=[])
+    return None
 
 
 def first_of_each_id(items: Sequence[T], seen: set[str], problems: list[str], where: str) -> list[T]:

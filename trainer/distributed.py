@@ -23,9 +23,13 @@ reduce-scatter is undone by scaling the loss by the world size (`loss_scale`).
   cross entropy (trainer/chunked_ce.py) calls the decoder and the head separately, outside
   the root's gather, so under FSDP the logits are computed whole.
 
-Backends: NCCL when the device is CUDA, gloo on CPU (how the tests run two ranks on a laptop).
-DeepSpeed is not used: FSDP2 shards as ZeRO-3 does, ships with torch, and runs (so is
-tested) on CPU; `configs/README.md` says how to launch.
+- `deepspeed`: DeepSpeed's ZeRO (stage 2 or 3, trainer/deepspeed_strategy.py; the
+  `deepspeed` extra): the engine wraps the model and the trainer's optimizer (`attach`),
+  micro-batches go through `backward` and the step through `step`; the same step as
+  above (DeepSpeed averages, so the loss is scaled by N as under FSDP).
+
+Backends: NCCL when the device is CUDA, gloo on CPU (how the tests run two ranks on a laptop,
+DeepSpeed's included); `configs/README.md` says how to launch.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-Parallel = Literal["ddp", "fsdp"]
+Parallel = Literal["ddp", "fsdp", "deepspeed"]
 T = TypeVar("T")
 BUCKET = 1 << 25  # gradient elements per all-reduce (128 MB in float32)
 
@@ -83,7 +87,13 @@ class Distributed:
             device = f"cuda:{local}"
             torch.cuda.set_device(local)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            backend = "nccl" if device.startswith("cuda") else "gloo"
+            if mode == "deepspeed":  # DeepSpeed wraps the group in its own communication layer
+                from .deepspeed_strategy import init_process_group
+
+                init_process_group(backend)
+            else:
+                dist.init_process_group(backend)
         return cls(rank, world, local, mode, device)
 
     @classmethod
@@ -105,21 +115,40 @@ class Distributed:
 
     @property
     def sharded(self) -> bool:
-        return self.world > 1 and self.mode == "fsdp"
+        """fsdp or deepspeed on several ranks: the policy is not whole on any rank (ZeRO-2
+        keeps the weights whole but is treated alike: whole logits, a gathered copy for
+        rollouts, the same number of forward passes on every rank)."""
+        return self.world > 1 and self.mode in ("fsdp", "deepspeed")
+
+    @property
+    def deepspeed(self) -> bool:
+        return self.world > 1 and self.mode == "deepspeed"
 
     @property
     def loss_scale(self) -> float:
-        """FSDP averages gradients over ranks; the loss is scaled so they add up instead."""
+        """FSDP and DeepSpeed average gradients over ranks; the loss is scaled so they add up instead."""
         return float(self.world) if self.sharded else 1.0
 
     def close(self, wait: bool = True) -> None:
         """Leave the process group; `wait` (the normal end) first waits for every rank, so
-        that none tears the group down while another still talks to it (gloo aborts then).
-        After an error, ranks do not wait: the others may never get there."""
+        that none tears the group down while another still talks to it. After an error,
+        ranks do not wait: the others may never get there.
+
+        First the training's garbage is collected. An FSDP-wrapped model lives in reference
+        cycles (modules, hooks, their state), so it outlives the function that trained it and
+        keeps the gloo process group (and the work its threads hold) alive past
+        `destroy_process_group`; a later GC pass or the interpreter's own shutdown then frees
+        them, and a gloo thread that drops its last tensor after the interpreter began to
+        finalise cannot take the GIL: the process aborts with "terminate called without an
+        active exception" (now and then, as timing decides; tests/trainer/test_distributed.py
+        checks that nothing FSDP is left when the group goes)."""
         if self.world > 1:
+            import gc
+
             import torch.distributed as dist
 
             if dist.is_initialized():
+                gc.collect()
                 if wait:
                     dist.barrier()
                 dist.destroy_process_group()
@@ -135,8 +164,9 @@ class Distributed:
         """fsdp: shard each decoder layer (the classes HF lists in `_no_split_modules`), then
         the root (embeddings, final norm, head), computing in `dtype` with gradients reduced
         in float32; ddp: the model as it is (its gradients are summed by `sync_grads`).
-        All ranks start from the same weights (the same file)."""
-        if not self.sharded:
+        All ranks start from the same weights (the same file). deepspeed: the model as it
+        is; `attach` makes the engine, which needs the optimizer."""
+        if not self.sharded or self.deepspeed:
             return model
         import torch
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -148,6 +178,39 @@ class Distributed:
                 fully_shard(module, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
         return model
+
+    def attach(self, model: Any, optimizer: Any, config: Any) -> tuple[Any, Any]:
+        """deepspeed: (the engine, its ZeRO optimizer) around the wrapped model and the
+        trainer's optimizer, per `config` (dtype, grad_clip, deepspeed_config; trainer/
+        deepspeed_strategy.py); otherwise (model, optimizer) as they are."""
+        if not self.deepspeed:
+            return model, optimizer
+        from . import deepspeed_strategy as ds
+
+        settings = ds.engine_config(getattr(config, "deepspeed_config", None), config.dtype, config.grad_clip)
+        return ds.initialize(model, optimizer, settings)
+
+    def backward(self, model: Any, loss: Any, last: bool = True) -> None:
+        """Backward of a micro-batch's loss; `last`: the step's last micro-batch on this rank
+        (DeepSpeed's accumulation boundary, where it reduces gradients)."""
+        if self.deepspeed:
+            from .deepspeed_strategy import backward
+
+            backward(model, loss, last)
+        else:
+            loss.backward()
+
+    def step(self, model: Any, optimizer: Any, grad_clip: float | None) -> float:
+        """The end of a step: gradients summed over the ranks (`sync_grads`), clipped, the
+        optimizer step; the global gradient norm before clipping."""
+        if self.deepspeed:
+            from .deepspeed_strategy import step
+
+            return step(model)
+        self.sync_grads(model)
+        grad_norm = self.clip_grad_norm(model, grad_clip)
+        optimizer.step()
+        return grad_norm
 
     def sync_grads(self, model: Any) -> None:
         """ddp: sum every gradient over the ranks, in float32 buckets of BUCKET elements (a
@@ -180,9 +243,9 @@ class Distributed:
         """The chunk size chunked_ce may use: 0 (whole logits) when sharded (see the docstring)."""
         return 0 if self.sharded else ce_chunk
 
-    def idle_pass(self, model: Any, pad_id: int, grad: bool) -> None:
+    def idle_pass(self, model: Any, pad_id: int, grad: bool, last: bool = True) -> None:
         """A forward (and backward) pass that changes nothing, for a rank with no data in a
-        micro-batch where the others have some: FSDP's collectives must match."""
+        micro-batch where the others have some: FSDP's (and ZeRO's) collectives must match."""
         if not self.sharded:
             return
         import torch
@@ -191,7 +254,7 @@ class Distributed:
         with torch.set_grad_enabled(grad):
             logits = model(input_ids=ids).logits  # [1, 2, V]
             if grad:
-                (logits.sum() * 0.0).backward()
+                self.backward(model, logits.sum() * 0.0, last)
 
     def clip_grad_norm(self, model: Any, limit: float | None) -> float:
         """The global gradient norm before clipping (a DTensor under FSDP)."""
@@ -205,9 +268,13 @@ class Distributed:
 
     def model_state(self, model: Any, everywhere: bool = False) -> dict | None:
         """The full weights (on CPU) on rank 0, or on every rank with `everywhere`; None
-        elsewhere. A collective under FSDP: every rank must call it."""
+        elsewhere. A collective under FSDP and DeepSpeed: every rank must call it."""
         if not self.sharded:
             return model.state_dict() if (self.main or everywhere) else None
+        if self.deepspeed:
+            from .deepspeed_strategy import full_state
+
+            return full_state(model, everywhere, self.main)
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         if everywhere:  # every rank gathers the whole tensors (no CPU offload: that keeps them on rank 0 only)
@@ -217,7 +284,10 @@ class Distributed:
         return state if self.main else None
 
     def optimizer_state(self, model: Any, optimizer: Any) -> dict | None:
-        """The full optimizer state on rank 0 (None elsewhere); a collective under FSDP."""
+        """The full optimizer state on rank 0 (None elsewhere); a collective under FSDP.
+        None under DeepSpeed, whose sharded state `save_engine` writes."""
+        if self.deepspeed:
+            return None
         if not self.sharded:
             return optimizer.state_dict() if self.main else None
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
@@ -234,6 +304,22 @@ class Distributed:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+    def save_engine(self, model: Any, folder: Any) -> None:
+        """deepspeed: its sharded engine state into folder/deepspeed (every rank writes)."""
+        if self.deepspeed:
+            from .deepspeed_strategy import save
+
+            save(model, folder)
+
+    def load_engine(self, model: Any, folder: Any) -> bool:
+        """deepspeed: restore the engine state `save_engine` wrote (True); False otherwise."""
+        if not self.deepspeed:
+            return False
+        from .deepspeed_strategy import load
+
+        load(model, folder)
+        return True
 
     # ------------------------------------------------------------ data and numbers
 

@@ -49,6 +49,10 @@ class EvalReport:
     trials: int
     per_task: dict[str, dict] = field(default_factory=dict)  # id -> {domain, n, c}
     problems: list[str] = field(default_factory=list)
+    selection: list[str] = field(default_factory=list)  # what `eigen eval`'s task selection left out
+    # imported τ²-bench tasks whose trials could not all be graded (nl_assertions without a
+    # judge): id -> their entry with `ungraded`; left out of pass^k, never counted as passed
+    ungraded: dict[str, dict] = field(default_factory=dict)
 
     def domains(self) -> list[str]:
         return sorted({t["domain"] for t in self.per_task.values()})
@@ -61,16 +65,19 @@ class EvalReport:
         by_domain = {d: self.scores(d) | {"tasks": sum(1 for t in self.per_task.values() if t["domain"] == d)}
                      for d in self.domains()}
         return {"model": self.model, "trials": self.trials, "tasks": len(self.per_task),
-                "all": self.scores(), "domains": by_domain, "per_task": self.per_task, "problems": self.problems}
+                "all": self.scores(), "domains": by_domain, "per_task": self.per_task, "problems": self.problems,
+                "selection": self.selection, "ungraded": self.ungraded}
 
 
 def evaluate(model: Any, tasks: str | Path | Sequence[Any], trials: int = 4, user: str = "scripted",
              max_turns: int = 8, max_new_tokens: int = 128, temperature: float = 1.0, seed: int = 0,
              domain: str | None = None, device: str = "cpu", tokenizer: Any = None,
-             batch_tasks: int = 8) -> EvalReport:
+             batch_tasks: int = 8, max_context: int = 4096, judge: Any = None) -> EvalReport:
     """Run `trials` episodes of every task and count the passes. `model` is a path (or a
     loaded model with `tokenizer`); `tasks` a run directory, an instances.jsonl file, or
-    already loaded `Task`s. Sampling is seeded: the same call gives the same report."""
+    already loaded `Task`s. Sampling is seeded: the same call gives the same report.
+    Imported τ²-bench tasks are graded by τ²-bench's rule (runtime/tau2/grade.py; `judge`
+    grades their nl_assertions)."""
     import torch
 
     from .rollout import RolloutConfig, load_tasks, make_user, run_episodes
@@ -85,7 +92,11 @@ def evaluate(model: Any, tasks: str | Path | Sequence[Any], trials: int = 4, use
     if isinstance(tasks, (str, Path)):
         tasks, problems = load_tasks([tasks], domain)
     report = EvalReport(name, trials, problems=list(problems))
-    config = RolloutConfig(max_turns=max_turns, max_new_tokens=max_new_tokens, temperature=temperature)
+    from runtime.tau2.grade import grade_trials
+    from runtime.tau2.records import is_tau2
+
+    config = RolloutConfig(max_turns=max_turns, max_new_tokens=max_new_tokens, temperature=temperature,
+                           max_context=max_context)
     sim = make_user(user, max_turns, device)
     model.eval()
     for i in range(0, len(tasks), batch_tasks):
@@ -94,6 +105,10 @@ def evaluate(model: Any, tasks: str | Path | Sequence[Any], trials: int = 4, use
         rollouts = run_episodes(model, tokenizer, [t for t in chunk for _ in range(trials)], sim, config)
         for j, t in enumerate(chunk):
             mine = rollouts[j * trials:(j + 1) * trials]
+            if is_tau2(t.record):
+                entry = grade_trials(t.record, t.env, mine, judge)
+                (report.ungraded if "ungraded" in entry else report.per_task)[t.id] = entry
+                continue
             report.per_task[t.id] = {"domain": t.domain, "n": trials, "c": sum(int(r.reward > 0) for r in mine)}
     return report
 
@@ -115,3 +130,7 @@ def print_table(report: EvalReport, console: Any = None) -> None:
             table.add_row(d if k == 1 else "", str(n) if k == 1 else "", str(k), f"{s['pass^k'][k]:.3f}",
                           f"{s['pass@k'][k]:.3f}", end_section=k == report.trials)
     (console or Console()).print(table)
+    if report.ungraded:
+        (console or Console()).print(
+            f"{len(report.ungraded)} τ²-bench task(s) not graded and left out of pass^k: their reward basis "
+            "includes nl_assertions and no judge graded them (eigen eval --judge)", markup=False, highlight=False)

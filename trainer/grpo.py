@@ -10,13 +10,21 @@ One step:
    rollout, the user simulator, reward 1.0 iff the verifier passes on the final state);
 3. `dynamic_filter` drops the groups whose rewards are all equal — before any advantage is
    computed — and more tasks are sampled and rolled out until `tasks_per_step` groups are
-   kept or `max_refills` extra rounds are spent; a step with no group left makes no update;
+   kept or `max_refills` extra rounds are spent; a step with no group left makes no update.
+   A step draws its tasks without replacement: a refill never repeats a task of the step;
 4. A = (R − mean)/std within each kept group; old log-probs by a forward pass of the
-   policy as it rolled out; `ppo_epochs` passes over the batch, each one optimizer step
+   policy as it rolled out, in eval mode (no dropout) like the update itself, so the first
+   epoch's ratio is exactly 1; `ppo_epochs` passes over the batch, each one optimizer step
    whose gradient is accumulated over `grad_accum` micro-batches, with the token-level
    clipped surrogate (eps_low / eps_high) normalised by the loss tokens of the whole batch,
    plus an optional KL to a reference model (kl_coef, 0 by default as in the paper);
    log-probs of sequences longer than `ce_chunk` come chunk by chunk (trainer/chunked_ce.py).
+
+A turn cut by `max_new_tokens` is masked out of the loss (`mask_truncated`, on by default,
+as DAPO's overlong filtering): the episode's reward judges what the unfinished message
+did, not what it would have said, and a passing episode must not reinforce a ramble that
+happened to come before the work was done. The share of such turns is in the metrics
+(`cut_turns_frac`); bench/learning.py reports runs with the mask off too.
 
 `out/` holds `config.json`, `tasks.json` (train/held-out ids, problems), `metrics.jsonl`
 (one row per step: reward mean, filtered fraction, refills, tokens, clip fraction, loss,
@@ -29,7 +37,11 @@ gathered, so filtering, refills and the kept groups are decided once for all ran
 rank trains on its kept groups, the loss divided by the loss tokens of the whole batch, so
 the summed gradient is the single-process one. `parallel: fsdp` shards the policy; HF
 rollouts then run on a whole copy of the weights gathered once per step (vLLM rollouts
-receive the same copy).
+receive the same copy); `parallel: deepspeed` likewise (trainer/deepspeed_strategy.py).
+
+With an `async:` block (`AsyncSettings`) `train_grpo` hands over to trainer/async_grpo.py:
+Ray actors generate the same steps' groups up to `max_staleness` policy versions ahead, and
+`policy_update` uses the decoupled objective (behaviour log-probs from generation).
 """
 
 from __future__ import annotations
@@ -74,8 +86,20 @@ class GRPOError(SFTError):
     """A GRPO run that cannot start or go on, with the reason in one line."""
 
 
-class GRPOConfig(BaseModel):
+class AsyncSettings(BaseModel):
+    """`async:` of a GRPO config: rollouts by Ray actors that run ahead of the trainer
+    (trainer/async_grpo.py). A group is trained at most `max_staleness` policy versions after
+    the version that generated it (AReaL's max_head_offpolicyness); 0 is the synchronous run."""
+
     model_config = ConfigDict(extra="forbid")
+
+    max_staleness: int = Field(2, ge=0)
+    rollout_workers: int = Field(1, ge=1)  # Ray actors generating episodes
+    behav_weight_cap: float | None = Field(5.0, gt=1)  # tokens with π_prox/π_behav above it get no loss
+
+
+class GRPOConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     model: str  # the policy: a model folder (e.g. trainer/sft.py's final/) or a hub name
     data: list[str]  # run directories or instances.jsonl files
@@ -100,6 +124,7 @@ class GRPOConfig(BaseModel):
     max_new_tokens: int = Field(128, ge=1)
     max_context: int = Field(4096, ge=16)
     temperature: float = Field(1.0, gt=0)  # rollout sampling; the loss scores at the same temperature
+    mask_truncated: bool = True  # turns cut by max_new_tokens get no loss (see the module docstring)
     ce_chunk: int = Field(2048, ge=0)  # longer sequences: logits this many positions at a time; 0: never
     rollout_workers: int = Field(1, ge=1)  # > 1: Ray actors (not with torchrun: its ranks roll out)
     engine: Literal["hf", "vllm"] = "hf"
@@ -113,10 +138,13 @@ class GRPOConfig(BaseModel):
     dtype: Literal["float32", "bfloat16"] = "float32"  # fsdp: the compute dtype (weights stay float32)
     device: str = "cpu"  # "cuda": under torchrun, each rank its own GPU
     parallel: Parallel = "ddp"  # under torchrun: replicated or sharded (trainer/distributed.py)
+    deepspeed_config: str | None = None  # parallel: deepspeed: a DeepSpeed JSON (ZeRO stage...); None: ZeRO-3
+    async_: AsyncSettings | None = Field(None, alias="async")  # asynchronous GRPO (trainer/async_grpo.py)
 
     def rollout_config(self) -> RolloutConfig:
         return RolloutConfig(max_turns=self.max_turns, max_new_tokens=self.max_new_tokens,
-                             temperature=self.temperature, max_context=self.max_context)
+                             temperature=self.temperature, max_context=self.max_context,
+                             mask_truncated=self.mask_truncated)
 
 
 def load_grpo_config(path: Path | str) -> GRPOConfig:
@@ -146,15 +174,19 @@ class GRPOResult:
 # ---------------------------------------------------------------- sampling
 
 
-def sample_tasks(pool: dict[str, list[Task]], n: int, seed: int, step: int, round_: int, mode: str) -> list[Task]:
-    """n tasks for a step's sampling round: a function of (seed, step, round) only."""
+def sample_tasks(pool: dict[str, list[Task]], n: int, seed: int, step: int, round_: int, mode: str,
+                 taken: set[str] | frozenset[str] = frozenset()) -> list[Task]:
+    """Up to n tasks for a step's sampling round, without replacement within the step: none
+    of `taken` (the ids earlier rounds of the step drew), no task twice, fewer than n when
+    the pool runs out. A function of (seed, step, round, taken) only."""
     rng = random.Random(f"grpo:{seed}:{step}:{round_}")
     names = sorted(pool)
     if mode == "separate":
         tasks = pool[names[step % len(names)]]
     else:
         tasks = [t for name in names for t in pool[name]]
-    return rng.sample(tasks, n) if n <= len(tasks) else [rng.choice(tasks) for _ in range(n)]
+    tasks = [t for t in tasks if t.id not in taken]
+    return rng.sample(tasks, min(n, len(tasks)))
 
 
 def select_groups(rewards: list[list[float]]) -> list[int]:
@@ -194,22 +226,30 @@ def policy_update(model: Any, optimizer: Any, batch: list[Rollout], advantages: 
                   pad_id: int, ref_logprobs: list[list[float]] | None = None, num_tokens: int | None = None,
                   dist: Distributed | None = None) -> dict[str, float]:
     """`ppo_epochs` optimizer steps on the batch (this rank's part of it); the stats of the
-    last one. `num_tokens`: the loss tokens of the whole batch over all ranks."""
+    last one. `num_tokens`: the loss tokens of the whole batch over all ranks.
+
+    The model runs in eval mode (no dropout), as it did when it sampled the rollouts and
+    when the old log-probs were taken: the ratio then compares one policy with itself on
+    the first epoch (exactly 1), and the gradient is that of the distribution sampled from.
+    (TRL's GRPO trainer disables dropout for the same reason.)"""
     import torch
 
     from .chunked_ce import target_logprobs
-    from .grpo_math import clipped_surrogate_loss
+    from .grpo_math import behaviour_weights, clipped_surrogate_loss
 
     dist = dist or Distributed()
+    decoupled = config.async_ is not None  # old = proximal; weights π_prox/π_behav (grpo_math)
+    model.eval()
     if num_tokens is None:
         num_tokens = sum(sum(r.loss_mask) for r in batch)  # every loss token of the batch weighs the same
     size = max(1, math.ceil(len(batch) / config.grad_accum))
     stats: dict[str, float] = {}
     for _ in range(config.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
-        totals = {"loss": 0.0, "clipped": 0.0, "kl": 0.0}
+        totals = {"loss": 0.0, "clipped": 0.0, "kl": 0.0, "capped": 0.0, "weight_sum": 0.0}
         for i in range(0, len(batch), size):
             chunk = batch[i:i + size]
+            last = i + size >= len(batch)
             width = max(len(r.input_ids) for r in chunk)
 
             def pad(rows: list[list], fill: Any, dtype: Any) -> Any:
@@ -223,20 +263,29 @@ def policy_update(model: Any, optimizer: Any, batch: list[Rollout], advantages: 
             ref = pad(ref_logprobs[i:i + size], 0.0, torch.float32) if ref_logprobs else None
             new = target_logprobs(model, ids, attn, config.temperature, dist.chunk(config.ce_chunk))  # [b, T]
             adv = torch.tensor(advantages[i:i + size], device=dist.device)  # [b]
+            weights = None
+            if decoupled:
+                behav = pad([r.behav_logprobs or r.old_logprobs for r in chunk], 0.0, torch.float32)
+                weights, w = behaviour_weights(old, behav, mask, config.async_.behav_weight_cap)
+                totals["capped"] += w["capped"]
+                totals["weight_sum"] += w["weight_sum"]
             loss, s = clipped_surrogate_loss(new, old, adv, mask, config.eps_low, config.eps_high,
-                                             num_tokens=max(1, num_tokens), logp_ref=ref, kl_coef=config.kl_coef)
+                                             num_tokens=max(1, num_tokens), logp_ref=ref, kl_coef=config.kl_coef,
+                                             weights=weights)
             # micro-batch (and rank) losses are already divided by the batch's tokens: they add up
-            (loss * dist.loss_scale).backward()
+            dist.backward(model, loss * dist.loss_scale, last)
             totals["loss"] += float(loss.detach())
             totals["clipped"] += s["clip_frac"] * s["tokens"]
             totals["kl"] += s.get("kl", 0.0) * s["tokens"]
-        dist.sync_grads(model)
-        grad_norm = dist.clip_grad_norm(model, config.grad_clip)
-        optimizer.step()
-        loss, clipped, kl = dist.all_sum([totals["loss"], totals["clipped"], totals["kl"]])
+        grad_norm = dist.step(model, optimizer, config.grad_clip)
+        loss, clipped, kl, capped, weight_sum = dist.all_sum(
+            [totals["loss"], totals["clipped"], totals["kl"], totals["capped"], totals["weight_sum"]])
         stats = {"loss": loss, "clip_frac": clipped / max(1, num_tokens), "grad_norm": grad_norm}
         if config.kl_coef > 0:
             stats["kl"] = kl / max(1, num_tokens)
+        if decoupled:
+            stats["behav_capped_frac"] = capped / max(1, num_tokens)
+            stats["behav_weight_mean"] = weight_sum / max(1.0, num_tokens - capped)
     return stats
 
 
@@ -278,6 +327,11 @@ def _rollouts(engine: Any, policy: Any, tokenizer: Any, tasks: list[Task], confi
     return [got[i:i + g] for i in range(0, len(got), g)]
 
 
+def round_seed(seed: int, step: int, round_: int, rank: int = 0) -> int:
+    """The torch seed of a step's sampling round on a rank (async GRPO's actors use it too)."""
+    return seed * 1_000_003 + step * 101 + round_ + rank * 7_919
+
+
 @dataclass
 class Collected:
     """A step's rollouts after filtering: this rank's kept groups, and what all ranks saw."""
@@ -287,6 +341,8 @@ class Collected:
     sampled: int  # groups rolled out, all ranks
     kept: int  # groups kept, all ranks
     refills: int
+    turns: int = 0  # generated turns of this rank's rollouts (kept or not)
+    cut_turns: int = 0  # of them, cut by max_new_tokens
 
 
 def collect(step: int, pool: dict[str, list[Task]], engine: Any, policy: Any, tokenizer: Any, config: GRPOConfig,
@@ -296,16 +352,22 @@ def collect(step: int, pool: dict[str, list[Task]], engine: Any, policy: Any, to
     group; the filter sees the rewards of all groups, so every rank keeps the same ones."""
     kept: list[tuple[int, int]] = []  # (round, group index) of the kept groups, all ranks, in order
     mine: dict[tuple[int, int], list[Rollout]] = {}
-    rewards, sampled, refills = [], 0, 0
+    rewards, sampled, refills, turns, cut = [], 0, 0, 0, 0
+    taken: set[str] = set()  # a task is rolled out once per step: refills draw from the rest
     for round_ in range(config.max_refills + 1):
         need = config.tasks_per_step - len(kept)
         if need <= 0:
             break
+        tasks = sample_tasks(pool, need, config.seed, step, round_, config.domains, taken)
+        if not tasks:
+            break
         refills += round_ > 0
-        tasks = sample_tasks(pool, need, config.seed, step, round_, config.domains)
+        taken.update(t.id for t in tasks)
         owned = list(range(dist.rank, len(tasks), dist.world))
-        seed = config.seed * 1_000_003 + step * 101 + round_ + dist.rank * 7_919
+        seed = round_seed(config.seed, step, round_, dist.rank)
         groups = _rollouts(engine, policy, tokenizer, [tasks[j] for j in owned], config, user, seed)
+        turns += sum(r.turns for g in groups for r in g)
+        cut += sum(r.cut_turns for g in groups for r in g)
         everyone = sorted(x for part in dist.gather([(j, [r.reward for r in g]) for j, g in zip(owned, groups)])
                           for x in part)  # [(group index, its rewards)] of all ranks
         sampled += len(everyone)
@@ -317,7 +379,7 @@ def collect(step: int, pool: dict[str, list[Task]], engine: Any, policy: Any, to
             if dist.main:
                 dump_rollouts(log, step + 1, logged)
     kept = kept[:config.tasks_per_step]
-    return Collected([mine[k] for k in kept if k in mine], rewards, sampled, len(kept), refills)
+    return Collected([mine[k] for k in kept if k in mine], rewards, sampled, len(kept), refills, turns, cut)
 
 
 def update_on(model: Any, optimizer: Any, batch: list[Rollout], advantages: list[float], config: GRPOConfig,
@@ -335,22 +397,37 @@ def update_on(model: Any, optimizer: Any, batch: list[Rollout], advantages: list
         width = dist.all_max(len(batch))
         advantages += [0.0] * (width - len(batch))
         batch += [filler(pad_id) for _ in range(width - len(batch))]
-    model.eval()
+    model.eval()  # and it stays so for the update: see policy_update
     seqs = [r.input_ids for r in batch]
     chunk = dist.chunk(config.ce_chunk)
     olds = sequence_logprobs(model, seqs, pad_id, config.temperature, chunk=chunk)
     refs = (sequence_logprobs(reference, seqs, pad_id, config.temperature, chunk=chunk)
             if reference is not None else None)
-    model.train()
     for r, lp in zip(batch, olds):
         r.old_logprobs = lp
     return policy_update(model, optimizer, batch, advantages, config, pad_id, refs, n_tokens, dist)
+
+
+def step_row(step: int, got: Collected, batch: list[Rollout], dist: Distributed) -> dict[str, Any]:
+    """What a metrics.jsonl row says about a step's rollouts (the update's stats and the
+    timings are added to it); `step` counts from 0, the row's from 1."""
+    n_batch, n_tokens, n_turns, all_turns, all_cut = (int(x) for x in dist.all_sum(
+        [len(batch), sum(r.n_loss_tokens for r in batch), sum(r.turns for r in batch), got.turns, got.cut_turns]))
+    return {"step": step + 1, "reward_mean": sum(got.rewards) / max(1, len(got.rewards)),
+            "groups_sampled": got.sampled, "groups_kept": got.kept,
+            "filtered_frac": 1.0 - got.kept / max(1, got.sampled), "refills": got.refills,
+            "trajectories": n_batch, "tokens": n_tokens, "turns_mean": n_turns / max(1, n_batch),
+            "cut_turns_frac": all_cut / max(1, all_turns), "updated": n_batch > 0}
 
 
 def train_grpo(config: GRPOConfig, stop_at: int | None = None) -> GRPOResult:
     """Train (or resume) per `config`; `stop_at` ends the call after that many steps
     without a checkpoint there, as an interruption would. Under torchrun every rank calls
     this; rank 0 writes the files."""
+    if config.async_ is not None:
+        from .async_grpo import train_async
+
+        return train_async(config, stop_at)
     with Distributed.session(config.parallel, config.device) as dist:
         return _train_grpo(config, stop_at, dist)
 
@@ -387,6 +464,7 @@ def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> G
         reference = dist.wrap(reference, config.dtype).eval()
     model = dist.wrap(model, config.dtype)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model, optimizer = dist.attach(model, optimizer, config)  # deepspeed: its engine
     result = GRPOResult(out, 0, sum(len(v) for v in pool.values()), len(held),
                         resumed_from=latest[0] if latest else None, rank=dist.rank)
     step = 0
@@ -413,16 +491,9 @@ def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> G
                 engine.sync(weights)
         got = collect(step, pool, engine, policy, tokenizer, config, user, dist,
                       out / "rollouts.jsonl" if config.log_rollouts else None)
-        model.train()
         batch, advantages = build_batch(got.groups)
-        n_batch, n_tokens, n_turns = (int(x) for x in dist.all_sum(  # for the metrics
-            [len(batch), sum(r.n_loss_tokens for r in batch), sum(r.turns for r in batch)]))
+        row = step_row(step, got, batch, dist)
         t1 = time.perf_counter()
-        row: dict[str, Any] = {"step": step + 1, "reward_mean": sum(got.rewards) / max(1, len(got.rewards)),
-                               "groups_sampled": got.sampled, "groups_kept": got.kept,
-                               "filtered_frac": 1.0 - got.kept / max(1, got.sampled), "refills": got.refills,
-                               "trajectories": n_batch, "tokens": n_tokens,
-                               "turns_mean": n_turns / max(1, n_batch), "updated": n_batch > 0}
         stats = update_on(model, optimizer, batch, advantages, config, pad_id, dist, reference)
         row.update(stats or {"loss": 0.0, "clip_frac": 0.0})
         result.updates += stats is not None

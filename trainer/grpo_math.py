@@ -9,6 +9,15 @@ T = tokens. A batch step is:
     loss, stats = clipped_surrogate_loss(logp_new, logp_old, A_tok, loss_mask,
                                          num_tokens=<loss tokens of the whole batch>)
 
+Asynchronous GRPO (trainer/async_grpo.py) trains on trajectories sampled by an older
+policy (the behaviour policy, its log-probs recorded at generation) and uses the decoupled
+objective of AReaL: the clip is taken against the proximal policy (the trainer's weights
+before the update, log-probs recomputed) and each token is weighted by
+w = π_prox / π_behav, tokens whose w exceeds a cap being dropped (rejection sampling):
+
+    w, wstats = behaviour_weights(logp_prox, logp_behav, loss_mask, cap=5.0)   # [N, T]
+    loss, stats = clipped_surrogate_loss(logp_new, logp_prox, A_tok, loss_mask, weights=w, ...)
+
 Conventions (tested in tests/trainer/test_grpo_math.py):
 - std is the sample standard deviation (Bessel, divide by G−1), as TRL and verl compute
   it; A = (R − mean) / (std + eps). A group of size 1 has no spread: A = 0.
@@ -70,17 +79,20 @@ def clipped_surrogate_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advan
                            loss_mask: torch.Tensor, eps_low: float = 0.2, eps_high: float = 0.28,
                            num_tokens: float | torch.Tensor | None = None,
                            logp_ref: torch.Tensor | None = None,
-                           kl_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, Any]]:
+                           kl_coef: float = 0.0,
+                           weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Token-level clipped surrogate, to minimise:
 
-        loss = −Σ_tokens mask · min(r·A, clip(r, 1−eps_low, 1+eps_high)·A) / num_tokens
+        loss = −Σ_tokens mask · w · min(r·A, clip(r, 1−eps_low, 1+eps_high)·A) / num_tokens
                + kl_coef · Σ_tokens mask · KL_k3(new‖ref) / num_tokens
 
-    with r = exp(logp_new − logp_old) and num_tokens = Σ mask over the whole batch (default:
-    this call's mask). The KL term (k3 estimator, exp(d) − d − 1 with d = ref − new) is off
-    unless both `logp_ref` and `kl_coef > 0` are given. Stats are floats over the loss
-    tokens: clip_frac (the clipped branch is taken), clip_low_frac / clip_high_frac,
-    ratio_mean, tokens, and kl when on."""
+    with r = exp(logp_new − logp_old), w = `weights` (no gradient; 1 when None: the
+    decoupled objective's behaviour weights, `behaviour_weights`) and num_tokens = Σ mask
+    over the whole batch (default: this call's mask), so a token whose weight is 0 still
+    counts in the denominator, as in AReaL. The KL term (k3 estimator, exp(d) − d − 1 with
+    d = ref − new) is off unless both `logp_ref` and `kl_coef > 0` are given. Stats are
+    floats over the loss tokens: clip_frac (the clipped branch is taken), clip_low_frac /
+    clip_high_frac, ratio_mean, tokens, and kl when on."""
     # logp_new, logp_old, loss_mask: [N, T]; advantages: [N] (per trajectory) or [N, T]
     mask = loss_mask.to(logp_new.dtype)  # [N, T]
     adv = advantages.to(logp_new.dtype)
@@ -92,6 +104,8 @@ def clipped_surrogate_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advan
     unclipped = ratio * adv  # [N, T]
     clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv  # [N, T]
     objective = torch.minimum(unclipped, clipped)  # [N, T]
+    if weights is not None:
+        objective = objective * weights.detach().to(objective.dtype)  # [N, T]
     loss = -(objective * mask).sum() / denom  # []
     with torch.no_grad():
         own = mask.sum().clamp(min=1.0)
@@ -111,3 +125,19 @@ def clipped_surrogate_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advan
         loss = loss + kl_coef * (kl * mask).sum() / denom
         stats["kl"] = float((kl.detach() * mask).sum() / own)
     return loss, stats
+
+
+def behaviour_weights(logp_prox: torch.Tensor, logp_behav: torch.Tensor, loss_mask: torch.Tensor,
+                      cap: float | None = 5.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """The decoupled objective's per-token weights w = π_prox / π_behav = exp(prox − behav)
+    (no gradient), with AReaL's rejection sampling: a token whose w exceeds `cap` gets
+    weight 0 (it is dropped, not clipped to the cap); None: no cap. Where the behaviour
+    policy is the proximal one, w is exactly 1. Stats are sums over the loss tokens, so
+    micro-batches add up: tokens, capped (tokens dropped), weight_sum (Σ w of the kept)."""
+    # logp_prox, logp_behav, loss_mask: [N, T]
+    mask = loss_mask > 0  # [N, T]
+    w = torch.exp(logp_prox.detach().float() - logp_behav.detach().float())  # [N, T]
+    keep = mask if cap is None else mask & (w <= cap)  # [N, T]
+    w = torch.where(keep, w, torch.zeros_like(w))  # [N, T]
+    stats = {"tokens": float(mask.sum()), "capped": float((mask & ~keep).sum()), "weight_sum": float(w.sum())}
+    return w, stats

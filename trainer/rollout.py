@@ -45,6 +45,9 @@ class RolloutConfig(BaseModel):
     temperature: float = Field(1.0, ge=0)  # 0: greedy
     max_context: int = Field(4096, ge=16)  # an episode longer than this stops (reward from its state)
     max_user_actions: int = Field(4, ge=1)  # user-side tool uses in a row before the user must speak
+    # a turn cut by max_new_tokens is not trained (DAPO's overlong filtering): its reward
+    # judges a message that was never finished (trainer/grpo.py says why this is the default)
+    mask_truncated: bool = True
 
 
 @dataclass
@@ -69,6 +72,11 @@ class Rollout:
     turns: int  # assistant turns generated
     truncated: bool = False  # stopped by max_context or max_turns before the user ended it
     old_logprobs: list[float] | None = None  # per token, filled by the trainer
+    cut_turns: int = 0  # generated turns cut by max_new_tokens (untrained with mask_truncated)
+    # per token, the log-prob the sampler drew it with (0.0 on tokens not generated); kept
+    # when `generate` returns `Generated` (run_episodes(behaviour=True)): asynchronous GRPO's
+    # behaviour policy (trainer/async_grpo.py)
+    behav_logprobs: list[float] | None = None
 
     @property
     def n_loss_tokens(self) -> int:
@@ -117,7 +125,7 @@ def _task_of(record: dict, worlds: Any) -> Task:
         raise ValueError("no id or initial_state")
     name = initial.get("domain") or record.get("domain")
     spec, digest = worlds.domain(name)
-    env = worlds.initial_env(spec, digest, initial.get("generator_seed"), initial.get("size", 1.0))
+    env = worlds.record_env(spec, digest, initial)  # a generated world, or an imported τ²-bench task's start
     messages = record.get("messages") if isinstance(record.get("messages"), list) else []
     system = messages[0] if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" else None
     return Task(rid, spec.name, record, env, _tools(record.get("tools")),
@@ -125,7 +133,9 @@ def _task_of(record: dict, worlds: Any) -> Task:
 
 
 def reward_of(task: Task, final_env: Any, messages: list[dict]) -> tuple[float, list[str]]:
-    """(1.0 or 0.0, the verifier's failures) for an episode's final state."""
+    """(1.0 or 0.0, the verifier's failures) for an episode's final state. A policy check
+    broken by any call of the episode is a failure (`Verifier.check` reads the violations
+    the episode's environment logged), so such an episode is rewarded 0, as τ²-bench scores it."""
     from runtime.env.verifier import Verifier
 
     try:
@@ -138,11 +148,37 @@ def reward_of(task: Task, final_env: Any, messages: list[dict]) -> tuple[float, 
 # ---------------------------------------------------------------- the model
 
 
-def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], temperature: float,
-                   max_new_tokens: int) -> list[list[int]]:
-    """The generated ids of each prompt, up to and including the first end-of-turn token.
-    Prompts are left-padded into one batch; sampling is from softmax(logits / temperature)
-    over the whole vocabulary (no top-k/top-p, so the ratio in the loss is the true one)."""
+def sampling_config(temperature: float, max_new_tokens: int, eos: int, pad: int) -> Any:
+    """The `GenerationConfig` of a rollout: plain sampling from softmax(logits / temperature)
+    over the whole vocabulary (greedy at 0), every logits processor that has an "off" value
+    set to it explicitly. `sample_batch` also hides the checkpoint's own generation_config
+    while it generates: transformers fills every setting left unset (None) from it, and some
+    processors (suppressed or forced tokens, sequence bias, stop strings, watermarking) are
+    off only when unset."""
+    from transformers import GenerationConfig
+
+    # the warpers of sampling (greedy takes the argmax of the raw logits: none applies)
+    sampling = dict(temperature=temperature, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0,
+                    eta_cutoff=0.0) if temperature > 0 else {}
+    return GenerationConfig(
+        do_sample=temperature > 0, **sampling, repetition_penalty=1.0, encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, guidance_scale=1.0, renormalize_logits=False,
+        remove_invalid_values=False, length_penalty=1.0, min_new_tokens=0, max_new_tokens=max_new_tokens,
+        num_beams=1, num_return_sequences=1, eos_token_id=eos, pad_token_id=pad, use_cache=True,
+        output_scores=True, return_dict_in_generate=True)
+
+
+@dataclass
+class Generated:
+    ids: list[int]  # up to and including the first end-of-turn token
+    logprobs: list[float]  # log p of each id under the distribution it was drawn from
+
+
+def sample_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], temperature: float,
+                 max_new_tokens: int) -> list[Generated]:
+    """Generate a turn for each prompt (left-padded into one batch) with `sampling_config`,
+    keeping the log-probability of every sampled token under the distribution it was drawn
+    from (the processed scores), which the trainer's log-probs must equal."""
     import torch
 
     eos = tokenizer.eos_token_id
@@ -151,16 +187,30 @@ def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
     device = next(model.parameters()).device
     ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)  # [B, W]
     attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)  # [B, W]
-    sample = temperature > 0
-    with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=attn, max_new_tokens=max_new_tokens,
-                             do_sample=sample, temperature=temperature if sample else None,
-                             top_k=0 if sample else None, top_p=1.0 if sample else None,
-                             eos_token_id=eos, pad_token_id=pad)  # [B, W + new]
+    from transformers import GenerationConfig
+
+    config = sampling_config(temperature, max_new_tokens, eos, pad)
+    own, model.generation_config = model.generation_config, GenerationConfig()  # the library's neutral defaults
+    try:
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
+    finally:
+        model.generation_config = own
+    new = out.sequences[:, width:]  # [B, new]
+    scores = torch.stack(out.scores, dim=1).float()  # [B, new, V] the logits sampled from
+    picked = torch.log_softmax(scores, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # [B, new]
     result = []
-    for row in out[:, width:].tolist():
-        result.append(row[:row.index(eos) + 1] if eos in row else row)
+    for row, lps in zip(new.tolist(), picked.tolist()):
+        n = row.index(eos) + 1 if eos in row else len(row)
+        result.append(Generated(row[:n], lps[:n]))
     return result
+
+
+def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], temperature: float,
+                   max_new_tokens: int) -> list[list[int]]:
+    """The generated ids of each prompt, up to and including the first end-of-turn token
+    (`sample_batch` without the log-probs)."""
+    return [g.ids for g in sample_batch(model, tokenizer, prompts, temperature, max_new_tokens)]
 
 
 def sequence_logprobs(model: Any, sequences: Sequence[Sequence[int]], pad_id: int, temperature: float = 1.0,
@@ -191,8 +241,10 @@ def sequence_logprobs(model: Any, sequences: Sequence[Sequence[int]], pad_id: in
 class Episode:
     """One conversation in progress: messages, the environment fork, the rollout's ids."""
 
-    def __init__(self, task: Task, tokenizer: Any, parse: Callable[[str], dict]) -> None:
+    def __init__(self, task: Task, tokenizer: Any, parse: Callable[[str], dict], mask_truncated: bool = True) -> None:
         self.task, self.tokenizer, self.parse = task, tokenizer, parse
+        self.mask_truncated = mask_truncated
+        self.cut_turns = 0
         self.env = task.env.fork()
         self.messages: list[dict] = [dict(task.system)] if task.system else []
         self.ids: list[int] = []
@@ -202,6 +254,7 @@ class Episode:
         self.done = False
         self.truncated = False
         self._before_prompt: tuple[int, str] | None = None  # undo point of an unused generation prompt
+        self.sampled: list[tuple[int, list[float]]] = []  # (where in ids, log-probs) of each generated turn
 
     def agent_view(self) -> list[dict]:
         return [m for m in self.messages if m.get("side") != "user"]
@@ -228,15 +281,20 @@ class Episode:
             del self.ids[n:], self.mask[n:]
             self._before_prompt = None
 
-    def take(self, generated: list[int]) -> dict:
+    def take(self, generated: list[int] | Generated) -> dict:
         """Append a generated turn (its ids as they are) and return the parsed message."""
+        if isinstance(generated, Generated):  # keep the log-probs the ids were sampled with
+            self.sampled.append((len(self.ids), generated.logprobs))
+            generated = generated.ids
         tok = self.tokenizer
         eos = tok.eos_token_id
         message = self.parse(tok.decode(generated, skip_special_tokens=False))
         self._before_prompt = None
+        cut = not generated or generated[-1] != eos
+        self.cut_turns += cut
         self.ids += generated
-        self.mask += [1] * len(generated)
-        if not generated or generated[-1] != eos:  # cut by max_new_tokens: close the turn, untrained
+        self.mask += [0 if cut and self.mask_truncated else 1] * len(generated)
+        if cut:  # cut by max_new_tokens: close the turn, untrained
             self.ids.append(eos)
             self.mask.append(0)
         self.messages.append(message)
@@ -277,24 +335,32 @@ class Episode:
     def finish(self) -> Rollout:
         self._sync(False)  # the messages after the last generation (tool results, a last user turn)
         reward, failures = reward_of(self.task, self.env, self.messages)
+        behav = None
+        if self.sampled:
+            behav = [0.0] * len(self.ids)
+            for start, logprobs in self.sampled:
+                behav[start:start + len(logprobs)] = logprobs
         return Rollout(self.task.id, self.task.domain, self.ids, self.mask, self.messages, reward, failures,
-                       self.turns, self.truncated)
+                       self.turns, self.truncated, cut_turns=self.cut_turns, behav_logprobs=behav)
 
 
 def run_episodes(model: Any, tokenizer: Any, tasks: Sequence[Task], user: UserSimulator | None = None,
                  config: RolloutConfig | None = None, parse: Callable[[str], dict] | None = None,
-                 generate: Callable[[list[list[int]]], list[list[int]]] | None = None) -> list[Rollout]:
+                 generate: Callable[[list[list[int]]], list[list[int]]] | None = None,
+                 behaviour: bool = False) -> list[Rollout]:
     """One episode per entry of `tasks` (repeat a task for a group), in lockstep; returns
     the rollouts in the order of `tasks`. `generate` replaces HF generation (a vLLM engine,
-    or a scripted policy in tests): prompts in, generated ids out."""
+    or a scripted policy in tests): prompts in, generated ids (or `Generated`) out.
+    `behaviour`: HF generation keeps the sampled tokens' log-probs (`Rollout.behav_logprobs`)."""
     from .tiny import parse_assistant
 
     config = config or RolloutConfig()
     user = user or ScriptedUser(config.max_turns)
     parse = parse or parse_assistant
-    generate = generate or (lambda prompts: generate_batch(model, tokenizer, prompts, config.temperature,
-                                                            config.max_new_tokens))
-    episodes = [Episode(t, tokenizer, parse) for t in tasks]
+    sample = sample_batch if behaviour else generate_batch
+    generate = generate or (lambda prompts: sample(model, tokenizer, prompts, config.temperature,
+                                                   config.max_new_tokens))
+    episodes = [Episode(t, tokenizer, parse, config.mask_truncated) for t in tasks]
     for ep in episodes:
         ep.ask_user(user, config.max_user_actions)
     while True:
@@ -397,7 +463,8 @@ class VLLMGenerator:
     the failure says so instead of generating from stale weights."""
 
     def __init__(self, model_path: str, config: RolloutConfig, gpu_memory_utilization: float = 0.3,
-                 ranks: int = 1, seed: int = 0) -> None:
+                 ranks: int = 1, seed: int = 0, **engine_args: Any) -> None:
+        """`engine_args` go to `vllm.LLM` as they are (async GRPO's actors ask for logprobs_mode)."""
         import os
 
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -409,9 +476,11 @@ class VLLMGenerator:
         # launcher" takes the placement from torch.distributed instead of spawning workers.
         launcher = {"distributed_executor_backend": "external_launcher"} if ranks > 1 else {}
         self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
-                       seed=seed, **launcher)
+                       seed=seed, **launcher, **engine_args)
         eos = self.llm.get_tokenizer().eos_token_id
-        self.params = SamplingParams(temperature=config.temperature, top_k=-1, top_p=1.0,
+        # every setting explicit, as in sampling_config: plain sampling at the temperature
+        self.params = SamplingParams(temperature=config.temperature, top_k=-1, top_p=1.0, min_p=0.0,
+                                     repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
                                      max_tokens=config.max_new_tokens, stop_token_ids=[eos])
         self.eos = eos
 

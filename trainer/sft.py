@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .data import Conversation, RunDirError, first_of_each_id, load_conversations, split
+from .data import Conversation, RunDirError, first_call_view, first_of_each_id, load_conversations, split
 from .distributed import Distributed, Parallel
 from .tokenize import Tokenized, TokenizeError, collate, tokenize_conversation
 
@@ -70,12 +70,17 @@ class SFTConfig(BaseModel):
     max_length: int = Field(32768, ge=2)
     ce_chunk: int = Field(2048, ge=0)  # longer sequences: logits this many positions at a time; 0: never
     held_out: float = Field(0.0, ge=0, le=1)  # fraction of instances (by id hash) for eval loss
+    # "first_call": each conversation up to its first tool call, without system prompt and
+    # tool schemas (trainer/data.py first_call_view): a short, copy-dense first stage of a
+    # curriculum, on which a tiny model learns to copy ids it never saw (bench/learning.py)
+    view: Literal["full", "first_call"] = "full"
     seed: int = 0
     save_every: int = Field(0, ge=0)  # steps between checkpoints; 0: at the end of each epoch
     keep_checkpoints: int = Field(2, ge=1)
     dtype: Literal["float32", "bfloat16"] = "float32"  # fsdp: the compute dtype (weights stay float32)
     device: str = "cpu"  # "cuda": under torchrun, each rank its own GPU
     parallel: Parallel = "ddp"  # under torchrun: replicated or sharded (trainer/distributed.py)
+    deepspeed_config: str | None = None  # parallel: deepspeed: a DeepSpeed JSON (ZeRO stage...); None: ZeRO-3
 
 
 def read_settings(path: Path | str, error: type[SFTError] = SFTError) -> dict:
@@ -194,6 +199,8 @@ def save_model(model: Any, tokenizer: Any, folder: Path, dist: Distributed | Non
     state = dist.model_state(model)
     if not dist.main:
         return
+    if dist.deepspeed:
+        model = model.module  # the engine's model: its class names the architecture
     model.save_pretrained(folder, state_dict=state)
     tokenizer.save_pretrained(folder)
     if dist.sharded:  # FSDP2 swaps the class to FSDP<Name>: the folder names the real architecture
@@ -219,10 +226,12 @@ def save_checkpoint(out: Path, step: int, model: Any, tokenizer: Any, optimizer:
         tmp.mkdir(parents=True)
     save_model(model, tokenizer, tmp, dist)
     optimizer_state = dist.optimizer_state(model, optimizer)
+    dist.save_engine(model, tmp)  # deepspeed: its sharded optimizer state, every rank its part
     if not dist.main:
         dist.barrier()  # rank 0 is writing
         return final
-    torch.save(optimizer_state, tmp / "optimizer.pt")
+    if optimizer_state is not None:
+        torch.save(optimizer_state, tmp / "optimizer.pt")
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -240,8 +249,13 @@ def _restore(ckpt: Path, optimizer: Any, model: Any = None, dist: Distributed | 
     """Optimizer state and RNG from a checkpoint (every rank reads the same files)."""
     import torch
 
-    state = torch.load(ckpt / "optimizer.pt", weights_only=False, map_location="cpu")
-    (dist or Distributed()).load_optimizer_state(model, optimizer, state)
+    dist = dist or Distributed()
+    if not dist.load_engine(model, ckpt):
+        if not (ckpt / "optimizer.pt").is_file():
+            raise SFTError(f"{ckpt} holds DeepSpeed's sharded state, not a full optimizer state: resume it "
+                           f"with parallel: deepspeed and the same number of processes")
+        state = torch.load(ckpt / "optimizer.pt", weights_only=False, map_location="cpu")
+        dist.load_optimizer_state(model, optimizer, state)
     rng = torch.load(ckpt / "rng.pt", weights_only=False)
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
@@ -319,18 +333,18 @@ def sft_step(model: Any, optimizer: Any, picked: list[Tokenized], config: SFTCon
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
-    for part in dist.rank_batches(picked, config.batch_size):
+    parts = dist.rank_batches(picked, config.batch_size)
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
         if not part:
-            dist.idle_pass(model, pad_id, grad=True)
+            dist.idle_pass(model, pad_id, grad=True, last=last)
             continue
         batch = {key: v.to(dist.device) for key, v in collate(part, pad_id).items()}  # [b, T]
         loss_sum, _ = masked_ce_sum(model, batch, dist.chunk(config.ce_chunk))  # []
         # the micro-batches' (and ranks') gradients add up to the step's mean
-        (loss_sum * (dist.loss_scale / n_tokens)).backward()
+        dist.backward(model, loss_sum * (dist.loss_scale / n_tokens), last)
         step_loss += loss_sum.item() / n_tokens
-    dist.sync_grads(model)
-    grad_norm = dist.clip_grad_norm(model, config.grad_clip)
-    optimizer.step()
+    grad_norm = dist.step(model, optimizer, config.grad_clip)
     (step_loss,) = dist.all_sum([step_loss])
     return step_loss, n_tokens, grad_norm
 
@@ -355,6 +369,10 @@ def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
             raise SFTError(str(exc)) from exc
         problems += [f"{source}: {p}" for p in bad] if len(sources) > 1 else bad
         conversations += first_of_each_id(got, seen, problems, str(source))
+    if config.view == "first_call":
+        viewed = [(c, first_call_view(c)) for c in conversations]
+        problems += [f"{c.id}: no tool call to end a first_call view at" for c, v in viewed if v is None]
+        conversations = [v for _, v in viewed if v is not None]
     return conversations, problems
 
 
@@ -388,6 +406,7 @@ def _train_sft(config: SFTConfig, stop_at: int | None, dist: Distributed) -> SFT
     model = dist.wrap(model, config.dtype)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
+    model, optimizer = dist.attach(model, optimizer, config)  # deepspeed: its engine
     result = SFTResult(out, 0, len(train), len(held), skipped, latest[0] if latest else None, rank=dist.rank)
     step = 0
     if latest:

@@ -86,8 +86,19 @@ def corpus_texts(conversations: Iterable[tuple[list[dict], list[dict]]]) -> list
     return texts
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
-    """A byte-level BPE `PreTrainedTokenizerFast` trained on `texts` (deterministic)."""
+# A word holding a digit: an id ("A778", "ZFA04Y", "#W1234567"), an amount, a date.
+_ID_LIKE = r"[^\W\d_]*\d\w*"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, split_digits: bool = True) -> Any:
+    """A byte-level BPE `PreTrainedTokenizerFast` trained on `texts` (deterministic).
+
+    `split_digits`: every digit is a token of its own (as in Qwen's and DeepSeek's
+    tokenizers), and a word holding a digit is cut from what precedes it, so an id
+    tokenises the same in a sentence (" A778") and in JSON ('"A778"'): A, 7, 7, 8. A model
+    then copies an id or amount it never saw token by token. Without it, BPE merges the
+    digit strings and prefixes it saw often (the training run's ids and amounts), and a new
+    id tokenises unlike anything the model learned to copy (bench/learning.py measures it)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -97,6 +108,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
     # whole-conversation tokenisation).
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex("\n"), behavior="isolated"),
+        *([pre_tokenizers.Split(Regex(_ID_LIKE), behavior="isolated"),
+           pre_tokenizers.Digits(individual_digits=True)] if split_digits else []),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
     ])
     tok.decoder = decoders.ByteLevel()
@@ -135,11 +148,12 @@ def tiny_model(config: Any, seed: int = 0) -> Any:
 
 
 def build_tiny(out_dir: Path | str, texts: Iterable[str], vocab_size: int = 512, hidden: int = 64,
-               layers: int = 2, heads: int = 4, max_positions: int = 8192, seed: int = 0) -> Path:
+               layers: int = 2, heads: int = 4, max_positions: int = 8192, seed: int = 0,
+               split_digits: bool = True) -> Path:
     """Train a tokenizer on `texts`, make a model for it and save both to `out_dir`."""
     if hidden % heads:
         raise ValueError(f"hidden size {hidden} is not a multiple of the {heads} attention heads")
-    tokenizer = train_tokenizer(texts, vocab_size)
+    tokenizer = train_tokenizer(texts, vocab_size, split_digits)
     config = tiny_config(len(tokenizer), hidden, layers, heads, max_positions,
                          tokenizer.pad_token_id, tokenizer.eos_token_id)
     return save_tiny(out_dir, tiny_model(config, seed), tokenizer)

@@ -16,6 +16,9 @@ Two checks make the result trustworthy, each a `TokenizeError` with the place it
 the template must be prefix-stable (each render extends the previous one), and the
 concatenated ids must equal the tokenisation of the full render (no drift).
 
+A message of the trained role marked `"weight": 0` (an erroneous turn, runtime/store/export.py)
+is rendered like any other but trains nothing: its tokens are all loss 0.
+
 `loss_mask[t] == 1` means token t is a target: the trained model generated it. It is kept
 apart from `attention_mask` (1 on every real token). For a causal LM the logits at t-1
 predict token t, so a loss uses `loss_mask[:, 1:]` against `logits[:, :-1]`.
@@ -84,7 +87,7 @@ def _pieces(tokenizer: Any, messages: Sequence[dict], tools: Sequence[dict] | No
         if not after.startswith(before):
             raise TokenizeError(f"the chat template is not prefix-stable at message {i} "
                                 f"({message.get('role')}): rendering more messages rewrites earlier text")
-        if message.get("role") != train_role:
+        if not is_trained(message, train_role):
             out.append([(after[len(before):], 0)])
             before = after
             continue
@@ -122,7 +125,12 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], tools: Seque
             raise TokenizeError(f"token drift: turn-by-turn ids differ from the full render at token {at} "
                                 f"({len(ids)} vs {len(full)} tokens); the tokenizer merges across a turn boundary")
     result = Tokenized(ids, [1] * len(ids), loss, ends)
-    return truncate(result, max_length, [m.get("role") == train_role for m in messages])
+    return truncate(result, max_length, [is_trained(m, train_role) for m in messages])
+
+
+def is_trained(message: dict, train_role: str = "assistant") -> bool:
+    """Whether a message is learned: the trained role's, unless marked `weight: 0`."""
+    return message.get("role") == train_role and message.get("weight", 1) != 0
 
 
 def truncate(tok: Tokenized, max_length: int | None, trained: Sequence[bool]) -> Tokenized:

@@ -10,6 +10,8 @@
 - `update`: one GRPO policy update on a fixed synthetic batch (CONFIG holds a GRPOConfig
   plus `batch_seed`), each rank taking every N-th trajectory; writes the model to `out`.
   Gradient buckets are made small, so the ddp sum crosses many of them.
+
+Every kind ends by writing how many FSDP modules are still alive (`OUT/alive-rankR.json`).
 """
 
 from __future__ import annotations
@@ -63,20 +65,23 @@ def update(data: dict) -> None:
     trainer.distributed.BUCKET = 1000  # ddp: many all-reduce buckets, some of one parameter bigger than this
     batch_seed = data.pop("batch_seed")
     config = GRPOConfig(**data)
-    dist = Distributed.start(config.parallel, config.device)
-    model, tokenizer = load_model_and_tokenizer(config.model)
-    model = dist.wrap(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    batch, advantages = synthetic_batch(batch_seed, len(tokenizer), tokenizer.pad_token_id)
-    stats = update_on(model, optimizer, batch[dist.rank::dist.world], advantages[dist.rank::dist.world], config,
-                      tokenizer.pad_token_id, dist)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, tokenizer, out / "model", dist)
-    if dist.main:
-        (out / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
-    dist.barrier()
-    dist.close()
+
+    def run(dist: Distributed) -> None:  # its locals (the wrapped model) are gone when the session closes
+        model, tokenizer = load_model_and_tokenizer(config.model)
+        model = dist.wrap(model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+        model, optimizer = dist.attach(model, optimizer, config)  # deepspeed: its engine
+        batch, advantages = synthetic_batch(batch_seed, len(tokenizer), tokenizer.pad_token_id)
+        stats = update_on(model, optimizer, batch[dist.rank::dist.world], advantages[dist.rank::dist.world],
+                          config, tokenizer.pad_token_id, dist)
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(model, tokenizer, out / "model", dist)
+        if dist.main:
+            (out / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
+
+    with Distributed.session(config.parallel, config.device) as dist:
+        run(dist)
 
 
 def main() -> None:
@@ -100,6 +105,21 @@ def main() -> None:
         update(data)
     else:
         raise SystemExit(f"unknown kind {kind}")
+    left_alive(Path(data["out"]))
+
+
+def left_alive(out: Path) -> None:
+    """Write how many FSDP modules outlived the process group (`alive-rankR.json`): any
+    keeps the gloo group and its threads until the interpreter's shutdown, where they abort
+    the process now and then (trainer/distributed.py, Distributed.close)."""
+    import gc
+    import os
+
+    from torch.distributed.fsdp import FSDPModule
+
+    alive = sum(isinstance(o, FSDPModule) for o in gc.get_objects())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"alive-rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(alive), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def test_two_ranks_take_the_steps_of_one_process(tmp_path, model_dir, run_dir, p
             assert abs(a["eval_loss"] - b["eval_loss"]) < 1e-4
     config = json.loads((multi / "config.json").read_text())
     assert config["world_size"] == 2 and config["parallel"] == parallel
+    # nothing sharded outlives the process group (else gloo aborted at exit now and then)
+    assert [json.loads((multi / f"alive-rank{r}.json").read_text()) for r in (0, 1)] == [0, 0]
     saved = json.loads((multi / "final" / "config.json").read_text())
     assert saved["architectures"] == ["LlamaForCausalLM"]
 
@@ -136,6 +138,7 @@ def test_a_grpo_update_over_two_ranks_is_the_update_over_one(tmp_path, model_dir
     torchrun("update", update_config(model_dir, one), tmp_path, nproc=1)
     torchrun("update", update_config(model_dir, two, parallel=parallel), tmp_path, nproc=2)
     assert_same_weights(one / "model", two / "model")
+    assert [json.loads((two / f"alive-rank{r}.json").read_text()) for r in (0, 1)] == [0, 0]
     a, b = (json.loads((d / "stats.json").read_text()) for d in (one, two))
     assert abs(a["loss"] - b["loss"]) < 1e-5 and abs(a["clip_frac"] - b["clip_frac"]) < 1e-6
     assert a["clip_frac"] > 0  # the second epoch moved away from the old policy far enough to clip
@@ -156,7 +159,7 @@ def test_grpo_runs_sharded_over_two_ranks(tmp_path, mini_domain_dir):
     out = tmp_path / "grpo"
     config = {"model": str(tiny), "data": [str(run)], "domain": str(mini_domain_dir), "out": str(out),
               "tasks_per_step": 3, "group_size": 2, "max_refills": 0, "max_turns": 2, "max_new_tokens": 8,
-              "steps": 2, "lr": 1e-2, "kl_coef": 0.05, "parallel": "fsdp", "dtype": "bfloat16", "log_rollouts": True, "save_every": 1}
+              "mask_truncated": False, "steps": 2, "lr": 1e-2, "kl_coef": 0.05, "parallel": "fsdp", "dtype": "bfloat16", "log_rollouts": True, "save_every": 1}
     torchrun("grpo-mixed", config, tmp_path)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
@@ -166,6 +169,7 @@ def test_grpo_runs_sharded_over_two_ranks(tmp_path, mini_domain_dir):
     logged = [json.loads(x) for x in (out / "rollouts.jsonl").read_text().splitlines()]
     assert len(logged) == 12 and {x["step"] for x in logged} == {1, 2}
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    assert [json.loads((out / f"alive-rank{r}.json").read_text()) for r in (0, 1)] == [0, 0]
     assert_same_weights(out / "final", out / "checkpoints" / "step-00000002")
     before, after = weights(tiny), weights(out / "final")
     assert max(float((after[k] - before[k]).abs().max()) for k in before) > 1e-4

@@ -54,22 +54,27 @@ def teacher(tokenizer, task):
 def test_rollout_ids_equal_tokenize_conversation(mini):
     run, model_dir, tasks = mini
     model, tok = load_model_and_tokenizer(model_dir)
-    checked = 0
+    checked, passed = 0, 0
     for task in tasks[:4]:
         (r,) = run_episodes(model, tok, [task], ScriptedUser(6), RolloutConfig(max_turns=6), generate=teacher(tok, task))
-        assert r.turns >= 2 and r.reward == 1.0, r.failures
+        assert r.turns >= 2
         want = tokenize_conversation(tok, agent_view(r.messages), task.tools)
         assert r.input_ids == want.input_ids
         assert r.loss_mask == want.loss_mask
         checked += 1
-    assert checked == 4
+        # the scripted user does not replay every recorded user (a novice asked one thing at a
+        # time, a change of mind), but a balance look-up it does: the recorded reply says the balance
+        passed += r.reward == 1.0
+        assert r.reward == 1.0 or task.record["scenario"]["intent"] != "check_balance", r.failures
+    assert checked == 4 and passed >= 1
 
 
 def test_sampled_rollouts_are_consistent(mini):
     run, model_dir, tasks = mini
     model, tok = load_model_and_tokenizer(model_dir)
     torch.manual_seed(0)
-    rollouts = run_episodes(model, tok, tasks[:3], ScriptedUser(4), RolloutConfig(max_turns=2, max_new_tokens=12))
+    config = RolloutConfig(max_turns=2, max_new_tokens=12, mask_truncated=False)  # a random model rambles
+    rollouts = run_episodes(model, tok, tasks[:3], ScriptedUser(4), config)
     assert [r.task_id for r in rollouts] == [t.id for t in tasks[:3]]
     for r in rollouts:
         assert len(r.input_ids) == len(r.loss_mask)
@@ -108,7 +113,8 @@ def test_sample_tasks_is_deterministic_and_separates_domains(mini):
 
 def _config(run, model_dir, out, **kw):
     base = dict(model=str(model_dir), data=[str(run)], domain=MINI, out=str(out), steps=2, tasks_per_step=2,
-                group_size=2, max_refills=1, max_turns=2, max_new_tokens=12, lr=1e-3, seed=3)
+                group_size=2, max_refills=1, max_turns=2, max_new_tokens=12, lr=1e-3, seed=3,
+                mask_truncated=False)  # a random tiny model never ends a turn: train its tokens anyway
     return GRPOConfig(**(base | kw))
 
 
@@ -160,3 +166,87 @@ def test_ray_workers_spread_rollouts(mini, ray_cluster):
     got = pool.run(model, ids, seed=0)
     assert [r.task_id for r in got] == ids
     assert all(r.turns == 1 for r in got)
+
+
+# ---------------------------------------------------------------- the audit's loose ends
+
+
+def test_a_step_never_rolls_out_a_task_twice(mini, tmp_path, monkeypatch):
+    """Every group is filtered (a random tiny model fails everything), so each step spends
+    all its refills; the tasks of a step are still all different."""
+    import trainer.grpo as grpo
+
+    seen: list[list[str]] = []
+    real = grpo._rollouts
+
+    def spy(engine, policy, tokenizer, tasks, *args, **kwargs):
+        seen[-1] += [t.id for t in tasks]
+        return real(engine, policy, tokenizer, tasks, *args, **kwargs)
+
+    real_collect = grpo.collect
+
+    def per_step(*args, **kwargs):
+        seen.append([])
+        return real_collect(*args, **kwargs)
+
+    monkeypatch.setattr(grpo, "_rollouts", spy)
+    monkeypatch.setattr(grpo, "collect", per_step)
+    run, model_dir, tasks = mini
+    train_grpo(_config(run, model_dir, tmp_path / "g", tasks_per_step=3, max_refills=3, steps=2))
+    assert len(seen) == 2
+    for ids in seen:
+        assert len(ids) == len(set(ids)) == len(tasks)  # 3 + 3 + 2 (the pool runs out), none twice
+    pool = {"mini": tasks}
+    first = sample_tasks(pool, 5, 0, 0, 0, "mixed")
+    rest = sample_tasks(pool, 5, 0, 0, 1, "mixed", {t.id for t in first})
+    assert len(rest) == len(tasks) - 5 and not {t.id for t in first} & {t.id for t in rest}
+
+
+def test_the_first_epoch_ratio_is_one_with_dropout(mini):
+    """Old log-probs and the update both run without dropout (eval mode), so on the first
+    epoch new == old exactly even for a model trained with dropout."""
+    import trainer.grpo_math as grpo_math
+    from trainer.distributed import Distributed
+    from trainer.grpo import update_on
+
+    _, model_dir, tasks = mini
+    model, tok = load_model_and_tokenizer(model_dir)
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.5
+    ids = torch.tensor([tokenize_conversation(tok, agent_view(tasks[0].record["messages"]), tasks[0].tools).input_ids])
+    model.train()
+    assert not torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)  # dropout is live in train mode
+    batch = []
+    for i, t in enumerate(tasks[:4]):
+        seq = tokenize_conversation(tok, agent_view(t.record["messages"]), t.tools)
+        batch.append(Rollout(t.id, t.domain, seq.input_ids, seq.loss_mask, [], float(i % 2), [], 1))
+    seen = []
+    real = grpo_math.clipped_surrogate_loss
+
+    def spy(new, old, *args, **kwargs):
+        seen.append(float(((new - old).detach().abs() * args[1]).max()))
+        return real(new, old, *args, **kwargs)
+
+    grpo_math.clipped_surrogate_loss = spy
+    try:
+        config = GRPOConfig(model=str(model_dir), data=["unused"], out="unused", lr=1e-3, grad_accum=2, ppo_epochs=2)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+        update_on(model, optimizer, batch, [1.0, -1.0, 1.0, -1.0], config, tok.pad_token_id, Distributed())
+    finally:
+        grpo_math.clipped_surrogate_loss = real
+    assert len(seen) == 4  # 2 epochs × 2 micro-batches
+    assert max(seen[:2]) < 1e-6, seen  # the first epoch: the sampled policy against itself
+    assert max(seen[2:]) > 1e-4  # the second epoch moved
+
+
+@pytest.mark.parametrize("mask_truncated", [True, False])
+def test_turns_cut_by_max_new_tokens(mini, mask_truncated):
+    """A generation that never ends its turn is closed with an untrained end-of-turn token;
+    its own tokens are trained only when mask_truncated is off."""
+    _, model_dir, tasks = mini
+    model, tok = load_model_and_tokenizer(model_dir)
+    ramble = tok.encode("I will look that up and then I will")[:6]
+    config = RolloutConfig(max_turns=2, max_new_tokens=6, mask_truncated=mask_truncated)
+    (r,) = run_episodes(model, tok, [tasks[0]], ScriptedUser(4), config, generate=lambda ps: [list(ramble) for _ in ps])
+    assert r.turns == 2 and r.cut_turns == 2
+    assert r.n_loss_tokens == (0 if mask_truncated else 2 * len(ramble))

@@ -219,3 +219,22 @@ def test_several_runs_make_one_mixed_pool(tmp_path, model_dir, run_dir):
     assert len(result.skipped) == 12 and all(s.endswith("duplicate id") for s in result.skipped)
     data = json.loads((tmp_path / "out" / "data.json").read_text())
     assert data["run"] == [str(run_dir), str(other), str(run_dir)] and data["train"] == 18
+
+
+def test_first_call_view_is_the_request_and_the_call(tmp_path, model_dir, run_dir):
+    """SFTConfig.view first_call: the curriculum's short stage trains on the user's words
+    and the first tool call only, no system prompt or tool schemas."""
+    from trainer.data import first_call_view
+
+    convs, _ = load_conversations(run_dir, "agent")
+    view = first_call_view(convs[0])
+    assert [m["role"] for m in view.messages] == ["user", "assistant"] and view.tools == []
+    assert view.messages[-1]["tool_calls"] and view.id == convs[0].id
+    no_call = type(convs[0])(convs[0].id, 0, "agent", [m for m in convs[0].messages if not m.get("tool_calls")
+                                                        and m["role"] != "tool"], [], {})
+    assert first_call_view(no_call) is None
+    result = train_sft(config(model_dir, run_dir, tmp_path / "out", view="first_call", epochs=1))
+    assert result.train_size == 12 and result.final is not None
+    model, tok = load_model_and_tokenizer(result.final)
+    (seq,) = tokenize_all(tok, [view], 512)[0]
+    assert len(seq.input_ids) < 80 and "get_order" in tok.decode(seq.input_ids)
