@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from .base import Backend, Completion, TokenLedger, Totals, Usage, run_sync
+from .base import Backend, Completion, TokenLedger, Totals, Usage, run_sync, settle_heap
 
 BACKENDS = ("openai", "hf", "vllm")  # "offline" has no model: its workers need no backend object
 
@@ -29,6 +29,7 @@ __all__ = [
     "VLLMBackend",
     "make_backend",
     "run_sync",
+    "settle_heap",
 ]
 
 _LAZY = {"OpenAIBackend": ".openai_backend", "HFBackend": ".hf_backend", "VLLMBackend": ".vllm_backend"}
@@ -45,11 +46,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_backend(name: str, *, base_url: str | None = None, model: str | None = None, concurrency: int = 16,
-                 request_timeout: float = 60.0, max_retries: int = 3, api_key: str | None = None,
-                 ledger: TokenLedger | None = None, **options: Any) -> Backend:
-    """A backend by name. `options` go to the backend's constructor (openai: backoff,
-    max_backoff; hf: device, dtype; vllm: engine arguments). Raises ValueError for an unknown
+def make_backend(name: str, *, base_url: str | list[str] | tuple[str, ...] | None = None,
+                 model: str | None = None, concurrency: int = 16, request_timeout: float = 60.0,
+                 max_retries: int = 3, api_key: str | None = None, ledger: TokenLedger | None = None,
+                 **options: Any) -> Backend:
+    """A backend by name. `base_url` (openai): one endpoint, or several to balance over
+    (runtime/backends/endpoints.py). `options` go to the backend's constructor (openai:
+    backoff, max_backoff, send, trip_after, cooldown, ...; hf: device, dtype; vllm: engine
+    arguments). Raises ValueError for an unknown
     name or a missing model path, BackendUnavailable for a missing optional dependency."""
     if name == "openai":
         from .openai_backend import OpenAIBackend

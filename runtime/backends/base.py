@@ -128,15 +128,21 @@ class TokenLedger:
             _INSTANCE.reset(token)
 
     def record(self, agent: str, completion: Completion, *, instance: str | None = None) -> None:
-        t = Totals(calls=1, failed=0 if completion.ok else 1, attempts=completion.attempts,
-                   prompt_tokens=completion.usage.prompt_tokens,
-                   completion_tokens=completion.usage.completion_tokens)
+        # On every call's path: adds in place, no Totals made for the call itself.
+        failed, attempts = completion.error is not None, completion.attempts
+        prompt, answer = completion.usage.prompt_tokens, completion.usage.completion_tokens
         agent = agent or "unnamed"
         instance = instance if instance is not None else _INSTANCE.get()
         with self._lock:
-            self._agents.setdefault(agent, Totals()).add(t)
+            totals = [self._agents.get(agent) or self._agents.setdefault(agent, Totals())]
             if instance is not None:
-                self._instances.setdefault(instance, {}).setdefault(agent, Totals()).add(t)
+                totals.append(self._instances.setdefault(instance, {}).setdefault(agent, Totals()))
+            for t in totals:
+                t.calls += 1
+                t.failed += failed
+                t.attempts += attempts
+                t.prompt_tokens += prompt
+                t.completion_tokens += answer
 
     def by_agent(self) -> dict[str, Totals]:
         with self._lock:
@@ -219,6 +225,39 @@ def tool_name(tool: dict) -> str:
     """The function name of an OpenAI tool schema ({"type": "function", "function": {...}})."""
     fn = tool.get("function", tool) if isinstance(tool, dict) else {}
     return str(fn.get("name", "")) if isinstance(fn, dict) else ""
+
+
+# ---------------------------------------------------------------- a generating process's heap
+
+_SETTLED = False
+
+
+def settle_heap(modules: Iterable[str] = ()) -> bool:
+    """Import `modules`, collect garbage once, then `gc.freeze()`: every object alive now (the
+    import graph of openai, pydantic and aiohttp, a run's compiled plan and world) moves to
+    the permanent generation, which the cyclic collector no longer walks.
+
+    Why: a model call allocates a few hundred short-lived objects; each full collection then
+    walks the whole import graph (hundreds of thousands of objects), about 15% of the client's
+    CPU at high concurrency (bench/saturation.py). Freezing is process-wide, so it is the
+    process owner's decision, made once: the executors call this in a process that generates
+    through the openai backend (the `eigen run` process, each Ray actor), and the bench calls
+    it as such a process would. Nothing else does (importing runtime.backends changes no GC
+    state). The cost: an object alive now that later becomes cyclic garbage is never freed;
+    what lives at this point lives for the process anyway. Returns False after the first call
+    (it does nothing then)."""
+    global _SETTLED
+    if _SETTLED:
+        return False
+    import gc
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+    _SETTLED = True
+    return True
 
 
 # ---------------------------------------------------------------- sync callers

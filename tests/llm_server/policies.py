@@ -18,9 +18,11 @@ planner): `eigen evolve` against it can show its prompts, and so its data, getti
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 from eigenlang.emit import sha256
@@ -43,7 +45,11 @@ def _words(name: str) -> str:
 
 
 class CompetentPolicy:
-    def __init__(self, domain: str, seed: int, size: float) -> None:
+    """`tasks_dir`: a folder shared by several server processes (one policy each) serving one
+    run, where each planned task is also written, so that a dialogue turn finds its task
+    whichever server planned it (tests/runtime/test_multi_endpoint.py)."""
+
+    def __init__(self, domain: str, seed: int, size: float, tasks_dir: str | None = None) -> None:
         from eigenlang.domain import find_domain, load_domain
         from runtime.env import Environment
         from runtime.workers.base import World
@@ -56,6 +62,7 @@ class CompetentPolicy:
                            self.env.user_db.to_json() if self.env.user_db is not None else None, spec.now)
         self.tasks: dict[str, dict] = {}  # objective → TaskSpec
         self.lock = threading.Lock()
+        self.tasks_dir = Path(tasks_dir) if tasks_dir else None
 
     def __call__(self, request: dict) -> dict:
         messages = request.get("messages") or []
@@ -111,6 +118,11 @@ class CompetentPolicy:
         task = OfflineUserIntent().run(self.ctx(rng), {"ScenarioSeed": seed})["TaskSpec"]
         with self.lock:
             self.tasks[task["objective"]] = task
+        if self.tasks_dir is not None:  # written whole, then renamed: a reader never sees half
+            path = self.tasks_dir / f"{sha256(task['objective'])[:24]}.json"
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(task))
+            tmp.replace(path)
         keep = ("objective", "known", "must", "must_not", "subgoals", "alternatives", "say",
                 "user_instructions", "gold_calls", "expect_feasible")
         return {k: task[k] for k in keep}
@@ -118,6 +130,13 @@ class CompetentPolicy:
     def task_in(self, text: str) -> dict | None:
         with self.lock:
             found = [o for o in self.tasks if o in text]
+        if not found and self.tasks_dir is not None:  # planned by another server
+            for path in sorted(self.tasks_dir.glob("*.json")):
+                task = json.loads(path.read_text())
+                with self.lock:
+                    self.tasks.setdefault(task["objective"], task)
+            with self.lock:
+                found = [o for o in self.tasks if o in text]
         return self.tasks[max(found, key=len)] if found else None
 
     # ------------------------------------------------------------ the user simulator

@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   answers from a scripted policy (content and/or tool_calls)
     GET  /v1/models             lists the one model it serves
+    GET  /stats                 {served, in_flight, max_in_flight} (for tests of servers run as processes)
 
 A policy is `policy(request_json) -> assistant message dict`. The server adds usage counts,
 a fixed latency, and faults: a `plan` (one fault name or None per request, in arrival order,
@@ -15,9 +16,17 @@ for exact tests) and then `rates` drawn from a seeded RNG, one draw per request.
     "malformed"   JSON content (or tool arguments) that no JSON parser accepts
     "wrong_tool"  tool calls renamed to a tool that does not exist
     "bad_body"    HTTP 200 whose body is cut off mid-JSON
+    "huge_body"   HTTP 200, a chat completion of `huge_bytes` (20 MB by default) whose content
+                  is one long string, streamed in 64 KiB chunks without a Content-Length
+
+Tool call ids (`ids=`): "order" (call_<arrival number>_<i>, the default) or "content"
+(call_<hash of the request body>_<i>): the same request gets the same ids from any server at
+any time, so runs balanced over several servers can be compared byte for byte.
 
 In process: `with serve(policy, latency=0.2) as srv: srv.base_url` (a thread with its own
-event loop). As a process: `python -m tests.llm_server.server --port N --latency 0.2`.
+event loop). As a process: `python -m tests.llm_server.server --port N --latency 0.2`, with
+`--policy competent:DOMAIN:SEED:SIZE [--tasks-dir DIR]` for the scripted competent model
+(policies.py; DIR shared by the servers of one run) and `--ids content`.
 Every request served is recorded in `srv.requests` (for assertions), unless the server was
 made with `record=False`: the process form does that, since no test can read its list and a
 long benchmark would only grow it.
@@ -28,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import re
@@ -38,7 +48,7 @@ from typing import Any, Callable, Iterator
 
 from aiohttp import web
 
-FAULTS = ("400", "500", "429", "hang", "truncated", "malformed", "wrong_tool", "bad_body")
+FAULTS = ("400", "500", "429", "hang", "truncated", "malformed", "wrong_tool", "bad_body", "huge_body")
 Policy = Callable[[dict], dict]
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -124,6 +134,7 @@ class Faults:
     seed: int = 0
     retry_after: float = 0.05  # seconds, sent with 429
     hang_s: float = 3600.0
+    huge_bytes: int = 20 * 2**20  # of a "huge_body" answer
 
     def __post_init__(self) -> None:
         unknown = sorted((set(self.rates) | {f for f in self.plan if f is not None}) - set(FAULTS))
@@ -183,7 +194,10 @@ def apply_content_fault(message: dict, fault: str | None, tool_names: list[str])
 
 class LLMServer:
     def __init__(self, policy: Policy | None = None, *, latency: float = 0.0, faults: Faults | None = None,
-                 model: str = "test-model", record: bool = True) -> None:
+                 model: str = "test-model", record: bool = True, ids: str = "order") -> None:
+        if ids not in ("order", "content"):
+            raise ValueError(f"ids must be order or content, not {ids!r}")
+        self.ids = ids
         self.policy = policy or default_policy
         self.latency = float(latency)
         self.faults = faults or Faults()
@@ -208,7 +222,13 @@ class LLMServer:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/stats", self.stats)
         return app
+
+    async def stats(self, request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response({"served": self.served, "in_flight": self.in_flight,
+                                      "max_in_flight": self.max_in_flight})
 
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "test"}]})
@@ -224,8 +244,9 @@ class LLMServer:
             if self.record:
                 self.requests.append(record)
         try:
+            raw = await request.read()
             try:  # bytes straight to json (UTF-8 by the JSON spec), without aiohttp's text step
-                body = json.loads(await request.read())
+                body = json.loads(raw)
             except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
                 body = None
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -246,8 +267,11 @@ class LLMServer:
                 record["status"] = 429
                 return _error(429, "injected rate limit", "rate_limit_error",
                               {"Retry-After": f"{self.faults.retry_after:g}"})
-            payload = self.answer(body, record["index"], fault)
+            tag = record["index"] if self.ids == "order" else hashlib.sha256(raw).hexdigest()[:16]
+            payload = self.answer(body, tag, fault)
             record["status"], record["usage"] = 200, payload["usage"]
+            if fault == "huge_body":
+                return await self._huge(request, payload)
             if fault == "bad_body":
                 text = json.dumps(payload)
                 return web.Response(text=text[: len(text) // 2], content_type="application/json")
@@ -256,7 +280,29 @@ class LLMServer:
             with self._lock:
                 self.in_flight -= 1
 
-    def answer(self, body: dict, index: int, fault: str | None) -> dict:
+    async def _huge(self, request: web.Request, payload: dict) -> web.StreamResponse:
+        """A valid completion whose content is `huge_bytes` of text, sent chunk by chunk
+        (chunked transfer encoding: the client cannot tell its size up front). Generated as
+        it goes, so the server holds one chunk, not the body; a client that stops reading
+        ends the handler."""
+        payload = {**payload, "choices": [{"index": 0, "message": {"role": "assistant", "content": None},
+                                           "finish_reason": "stop"}]}
+        head, tail = json.dumps(payload).encode().split(b'"content": null', 1)
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            await response.write(head + b'"content": "')
+            chunk = b"a" * 2**16
+            for _ in range(self.faults.huge_bytes // len(chunk)):
+                await response.write(chunk)
+            await response.write(b'"' + tail)
+            await response.write_eof()
+        except ConnectionResetError:  # the client stopped reading, as it should: not a server error
+            pass
+        return response
+
+    def answer(self, body: dict, index: int | str, fault: str | None) -> dict:
         tool_names = [t.get("function", {}).get("name", "") for t in body.get("tools") or []]
         message = apply_content_fault(self.policy(body), fault, tool_names)
         message["role"] = "assistant"
@@ -348,6 +394,10 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"inject a fault at a rate; NAME in {', '.join(FAULTS)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="test-model")
+    ap.add_argument("--policy", default="default", metavar="default|competent:DOMAIN:SEED:SIZE",
+                    help="how to answer: the default echo policy, or the scripted competent model")
+    ap.add_argument("--tasks-dir", default=None, help="competent policy: a folder shared by this run's servers")
+    ap.add_argument("--ids", default="order", choices=("order", "content"), help="how tool call ids are made")
     args = ap.parse_args(argv)
     rates = {}
     for spec in args.fault:
@@ -360,7 +410,16 @@ def main(argv: list[str] | None = None) -> None:
         faults = Faults(rates=rates, seed=args.seed)
     except ValueError as e:
         ap.error(str(e))
-    server = LLMServer(latency=args.latency, faults=faults, model=args.model, record=False)
+    policy = None
+    if args.policy != "default":
+        kind, _, rest = args.policy.partition(":")
+        parts = rest.split(":")
+        if kind != "competent" or len(parts) != 3:
+            ap.error(f"--policy {args.policy!r}: expected default or competent:DOMAIN:SEED:SIZE")
+        from tests.llm_server.policies import CompetentPolicy
+
+        policy = CompetentPolicy(parts[0], int(parts[1]), float(parts[2]), tasks_dir=args.tasks_dir)
+    server = LLMServer(policy, latency=args.latency, faults=faults, model=args.model, record=False, ids=args.ids)
     server.start(args.host, args.port)
     print(f"listening on http://{args.host}:{server.port}/v1", flush=True)
     try:

@@ -312,6 +312,21 @@ def test_importing_backends_is_lazy():
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 
 
+def test_settling_the_heap_is_explicit_and_once():
+    code = ("import gc, runtime.backends as b; print(gc.get_freeze_count()); "
+            "print(b.settle_heap(('json',)), b.settle_heap(('json',)), gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.split() == ["0", "True", "False", "True"], out.stderr
+
+
+def test_endpoints_from_the_environment_and_duplicates(monkeypatch):
+    monkeypatch.setenv("EIGEN_BASE_URL", "http://a:1/v1 http://b:2/v1")
+    assert make_backend("openai", model="m").base_urls == ["http://a:1/v1", "http://b:2/v1"]
+    assert make_backend("openai", model="m", base_url="http://c:3/v1").base_urls == ["http://c:3/v1"]
+    with pytest.raises(ValueError, match="given twice"):
+        make_backend("openai", model="m", base_url=["http://a:1/v1", "http://a:1/v1/"])
+
+
 def test_server_runs_as_a_process():
     proc = subprocess.Popen([sys.executable, "-m", "tests.llm_server.server", "--port", "0", "--latency", "0.01"],
                             stdout=subprocess.PIPE, text=True)
