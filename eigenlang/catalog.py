@@ -19,11 +19,12 @@ ARTIFACT_MODELS: dict[str, dict[str, str]] = {
     "ScenarioSeed": {"persona": "Persona", "context": "dict[str, any]", "difficulty": "Difficulty",
                      "intent": "str"},
     # `known`: what the user can tell the agent (τ²'s known_info); `gold_calls`: the planned
-    # completion path [{name, arguments, side}], agent- and user-side, in order
+    # completion path [{name, arguments, side}], agent- and user-side, in order; `inform`:
+    # the values the agent must tell the user (τ²'s communicate_info), the verifier's `communicate`
     "TaskSpec": {"intent": "str", "objective": "str", "persona": "Persona",
                  "difficulty": "Difficulty", "context": "dict[str, any]",
                  "known": "dict[str, any]", "alternatives": "dict[str, any]",
-                 "say": "dict[str, any]", "must": "list[str]", "must_not": "list[str]",
+                 "say": "dict[str, any]", "inform": "list[str]", "must": "list[str]", "must_not": "list[str]",
                  "subgoals": "list[str]", "user_instructions": "str",
                  "gold_calls": "list[dict[str, any]]", "expect_feasible": "bool"},
     "Feasibility": {"feasible": "bool", "reasons": "list[str]", "path": "list[dict[str, any]]"},

@@ -5,7 +5,8 @@
   (a must-availability data-flow over the flow graph, loops included);
 - guards, loop conditions and evolution criteria are boolean expressions over what is in
   scope there (the source agent's outputs, or the run metrics);
-- prompt templates parse, and use only variables (and fields of them) that exist.
+- prompt templates parse, use only variables (and fields of them) that exist, reach no Python
+  internals (eigenlang.templates), and include only files inside the program's folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import networkx as nx
 from .catalog import METRICS, TEMPLATE_GLOBALS, snake
 from .diagnostics import Span, display_path, name_hint
 from .expr import check_expr, parse_expr
+from .paths import PathPolicy
 from .resolve import AgentIR, WorkflowIR
+from .templates import FORBIDDEN_GLOBALS, environment, hazards, referenced_names, unsafe_name
 from .types import BOOL, FLOAT, ModelT, Schema, Type, parse_type
 from .diagnostics import Origin
 
@@ -131,7 +134,9 @@ def _bool_expr(ir: WorkflowIR, expr, scope: dict[str, Type], schema: Schema, spa
         return
     t, d = check_expr(expr, scope, schema)
     ir.diags.extend(d)
-    if not d and str(t) not in ("bool", "any"):
+    # a part with an error is `any`, which absorbs the whole type: one still not boolean is
+    # not boolean whatever that error was (eigenlang.domain reports conditions alike)
+    if str(t) not in ("bool", "any"):
         ir.diags.error("E303", f"a condition must be boolean, this is {t}", span)
 
 
@@ -164,7 +169,7 @@ def _check_evolution(ir: WorkflowIR) -> None:
 
 
 # ---------------------------------------------------------------------------- templates
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+_JINJA = environment()
 
 
 def template_scope(ir: WorkflowIR, agent: AgentIR | None) -> dict[str, Type]:
@@ -190,7 +195,8 @@ def _check_templates(ir: WorkflowIR) -> None:
 
 def check_template(ir: WorkflowIR, file: Path, scope: dict[str, Type], schema: Schema,
                    _seen: frozenset = frozenset()) -> None:
-    """Syntax, variables and field chains of a template and of the templates it includes."""
+    """Syntax, safety, variables and field chains of a template and of the templates it
+    includes (imports, extends), which must lie inside the program's folder."""
     shown = _shown(ir, file)
     try:
         text = file.read_text(encoding="utf-8")
@@ -202,17 +208,23 @@ def check_template(ir: WorkflowIR, file: Path, scope: dict[str, Type], schema: S
     except jinja2.TemplateSyntaxError as exc:
         ir.diags.error("E501", f"template syntax error: {exc.message}", Span(shown, exc.lineno or 1, 1))
         return
+    for line, message, hint in hazards(tree):
+        ir.diags.error("E502", message, Span(shown, line, 1), hint)
+    policy = ir.paths or PathPolicy.for_program(ir.parsed.path)
+    for line, name in referenced_names(tree):
+        target = file.parent / name
+        why = unsafe_name(name)
+        if why is not None or not policy.allows(target):
+            ir.diags.error("E109", f"included template {name!r} is outside the program's folder", Span(shown, line, 1),
+                           why or "include files next to the template, inside the program's folder "
+                           "(or allow their folder with --allow-path DIR)")
+        elif not target.is_file():
+            ir.diags.error("E107", f"included template not found: {name}", Span(shown, line, 1))
+        elif target not in _seen:
+            check_template(ir, target, scope, schema, _seen | {file})
     bound = _bound_names(tree)
-    for inc in tree.find_all(jn.Include):
-        if isinstance(inc.template, jn.Const) and isinstance(inc.template.value, str):
-            target = file.parent / inc.template.value
-            if not target.is_file():
-                ir.diags.error("E107", f"included template not found: {inc.template.value}",
-                               Span(shown, inc.lineno, 1))
-            elif target not in _seen:
-                check_template(ir, target, scope, schema, _seen | {file})
     for node in tree.find_all(jn.Name):
-        if node.ctx != "load" or node.name in bound or node.name in _JINJA.globals:
+        if node.ctx != "load" or node.name in bound or node.name in _JINJA.globals or node.name in FORBIDDEN_GLOBALS:
             continue
         if node.name not in scope:
             ir.diags.error("E207", f"unknown template variable '{node.name}'",
@@ -223,6 +235,8 @@ def check_template(ir: WorkflowIR, file: Path, scope: dict[str, Type], schema: S
             continue
         t: Type | None = scope[chain[0]]
         for i, attr in enumerate(chain[1:], start=1):
+            if attr.startswith("_"):
+                break  # E502 above
             t = schema.resolve(t) if t is not None else None
             if not isinstance(t, ModelT):
                 break

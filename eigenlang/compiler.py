@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,25 +53,44 @@ def _no_gc(fn):
 
 
 @_no_gc
-def check_file(path: str | Path, text: str | None = None) -> Diagnostics:
-    """All diagnostics of one program file (either kind)."""
+def check_file(path: str | Path, text: str | None = None, *, domain: str | None = None,
+               allow: Iterable[str | Path] = ()) -> Diagnostics:
+    """All diagnostics of one program file (either kind). `allow`: folders besides the
+    program's own where the files it names may be (eigenlang.paths; `--allow-path`);
+    `domain`: replaces a workflow's `domain:` (as for `compile_workflow`; a domain program
+    ignores it)."""
+    allow = list(allow)
     parsed = parse_program(path, text)
     if parsed.program is None:
         return parsed.diags
     if parsed.kind == "domain":
-        check_domain(parsed)
+        check_domain(parsed, allow)
         return parsed.diags
-    ir = resolve_workflow(parsed)
+    _use_domain(parsed, domain, allow)
+    ir = resolve_workflow(parsed, allow)
     g = check_workflow(ir)
     if not parsed.diags.errors:
         lower(ir, g)
     return parsed.diags
 
 
+def _use_domain(parsed, domain: str | None, allow: list) -> None:
+    """Replace a parsed workflow's `domain:` with one the caller names (a built-in name or a
+    folder); a path is relative to the caller, and its folder is allowed (eigenlang.paths)."""
+    if domain is None:
+        return
+    ref = str(Path(domain).resolve()) if Path(domain).exists() else domain
+    if Path(domain).exists():
+        allow.append(Path(ref) if Path(ref).is_dir() else Path(ref).parent)
+    parsed.program = parsed.program.model_copy(update={"domain": ref})
+
+
 @_no_gc
-def compile_workflow(path: str | Path, text: str | None = None, *,
-                     domain: str | None = None) -> tuple[Plan | None, Diagnostics]:
-    """Compile a workflow; `domain` (a built-in name or a folder) replaces its `domain:`."""
+def compile_workflow(path: str | Path, text: str | None = None, *, domain: str | None = None,
+                     allow: Iterable[str | Path] = ()) -> tuple[Plan | None, Diagnostics]:
+    """Compile a workflow; `domain` (a built-in name or a folder) replaces its `domain:`; the
+    caller names it, so its folder is allowed as `allow`'s folders are (eigenlang.paths)."""
+    allow = list(allow)
     parsed = parse_program(path, text)
     if parsed.program is None:
         return None, parsed.diags
@@ -78,10 +98,8 @@ def compile_workflow(path: str | Path, text: str | None = None, *,
         parsed.diags.error("E102", "expected a workflow program, found a domain program",
                            parsed.source.span(()), "compile a workflow; check a domain with 'eigen check'")
         return None, parsed.diags
-    if domain is not None:  # a path given on the command line is relative to the caller
-        ref = str(Path(domain).resolve()) if Path(domain).exists() else domain
-        parsed.program = parsed.program.model_copy(update={"domain": ref})
-    ir = resolve_workflow(parsed)
+    _use_domain(parsed, domain, allow)
+    ir = resolve_workflow(parsed, allow)
     g = check_workflow(ir)
     if parsed.diags.errors:
         return None, parsed.diags

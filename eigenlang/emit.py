@@ -2,9 +2,11 @@
 
 The hash covers semantic content only: the program as data (so comments, whitespace and key
 order do not count), the flow in canonical form, the prompt templates' text and the text of
-the templates they include, and the domain (its program as data, policy text, and
-implementation files). Two programs that mean the same
-thing hash the same; any change that can change a run changes the hash.
+the templates they include, and the domain (its program as data, policy text, its
+implementation files, and every other `.py` file in its folder: a tool module may import a
+helper by path). Two programs that mean the same thing hash the same; any change that can
+change a run changes the hash. `eigen verify` runs a domain's code only when this hash
+matches the run's, so it must cover all the code a domain can load.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ def sha256(text: str | bytes) -> str:
     return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
 
 
-def domain_hash(domain: DomainSpec) -> str:
+def domain_hash(domain: DomainSpec, *, code: bool = True) -> str:
+    """The domain's content hash. `code=False` gives the hash run directories of format 1
+    recorded (before every `.py` file of the folder was covered); `eigen verify` accepts it
+    only for domains it trusts anyway (built-ins, `--domain`)."""
     from .parse import parse_program  # local: avoid an import cycle at module load
 
     parsed = parse_program(domain.root / "domain.yaml", domain.source)
-    impl_files = sorted({t.impl.file for t in domain.all_tools().values()} |
+    impl_files = sorted({t.impl.file for t in domain.all_tools().values() if hasattr(t.impl, "file")} |
                         {r.file for r in (domain.generate, domain.generate_user, domain.sync,
                                       domain.offline_seed, domain.offline_task) if r})
     content = {
@@ -46,7 +51,26 @@ def domain_hash(domain: DomainSpec) -> str:
         "policy": domain.policy,
         "impl": {f.name: sha256(f.read_bytes()) for f in impl_files if f.is_file()},
     }
+    if code:
+        content["code"] = python_files(domain.root)
     return sha256(canonical_json(content))
+
+
+def python_files(root: Path) -> dict[str, str]:
+    """{path relative to `root`: sha256} of every `.py` file under the folder (symlinked
+    folders not followed, `__pycache__` and hidden folders skipped), in path order."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = Path(folder) / name
+                try:
+                    digest = sha256(path.read_bytes())
+                except OSError:
+                    digest = "unreadable"
+                out[os.path.relpath(path, root).replace(os.sep, "/")] = digest
+    return out
 
 
 # `{% include "x" %}`, `{% import "x" as m %}`, `{% from "x" import m %}`, `{% extends "x" %}`

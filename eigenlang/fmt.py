@@ -46,7 +46,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from .diagnostics import Origin
+from .diagnostics import Diagnostics, Origin
 from .flow import Flow, Loop, parse_flow, render_flow
 from .source import load_source, round_trip_yaml, to_plain
 from .surface import PROGRAM_KINDS
@@ -60,10 +60,24 @@ _BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 # ============================================================================ public API
 def format_text(text: str) -> str:
     """The canonical text of a program; the input itself when it is not a YAML mapping."""
-    src = load_source("<input>", text)
+    return format_source(text)[0]
+
+
+def format_source(text: str, path: str | Path = "<input>") -> tuple[str, Diagnostics]:
+    """(canonical text, problems). A text that cannot be formatted (YAML that does not read,
+    an empty document, one that is not a mapping) comes back unchanged, with the diagnostics
+    that say why, as `eigen check` words them."""
+    src = load_source(path, text)
     data = src.data
-    if src.diags or not isinstance(data, CommentedMap):
-        return text
+    if src.diags.errors:
+        return text, src.diags
+    if not isinstance(data, CommentedMap):
+        if data is None:
+            src.diags.error("E101", "empty program: expected 'eigenlang: 1'", src.span(()))
+        else:
+            src.diags.error("E105", "a program is a YAML mapping of keys", src.span(()),
+                            "start the file with 'eigenlang: 1'")
+        return text, src.diags
     meaning = _meaning(to_plain(data))
     kind = "workflow" if "workflow" in data else "domain" if "domain" in data else None
     model = PROGRAM_KINDS.get(kind) if kind else None
@@ -73,7 +87,7 @@ def format_text(text: str) -> str:
     _normalise_blank_lines(data)
     out = dump_text(data)
     out = out.rstrip("\n") + "\n" if not _ends_in_kept_block(data) else out
-    return out if _same_meaning(meaning, out) else text
+    return (out if _same_meaning(meaning, out) else text), src.diags
 
 
 def dump_text(data: Any) -> str:
@@ -86,14 +100,25 @@ def dump_text(data: Any) -> str:
     return buf.getvalue()
 
 
-def format_file(path: str | Path, check: bool = False) -> tuple[bool, str]:
+def format_file(path: str | Path, check: bool = False,
+                diags: Diagnostics | None = None) -> tuple[bool, str]:
     """Format one file in place (or only report, with check=True): (changed, new text).
 
-    Raises OSError when the file cannot be read or written; the CLI reports that.
+    What stops formatting (a file that cannot be read or decoded, YAML that does not read, a
+    document that is not a mapping) leaves the file alone and is added to `diags`. Raises
+    OSError when the file cannot be written; the CLI reports that.
     """
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    new = format_text(text)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        problems = load_source(p).diags  # reads it again, to say why and where
+        if diags is not None:
+            diags.extend(problems)
+        return False, ""
+    new, problems = format_source(text, p)
+    if diags is not None:
+        diags.extend(problems)
     changed = new != text
     if changed and not check:
         p.write_text(new, encoding="utf-8")

@@ -21,7 +21,7 @@ from .source import SourceFile, load_source, to_plain
 from .surface import PROGRAM_KINDS, Strict
 
 # Maps whose entries are named declarations: a broken entry is dropped, not the whole program.
-NAMED_MAPS = {"agents", "tools", "user_tools", "models", "rules", "params", "types"}
+NAMED_MAPS = {"agents", "tools", "user_tools", "actions", "models", "rules", "params", "types"}
 MAX_RECOVERY_ROUNDS = 50
 
 
@@ -149,21 +149,24 @@ def _report(src: SourceFile, model: type[BaseModel], path: tuple, etype: str, ms
                         f"{'.'.join(map(str, path[:-1])) or 'program'}", src.span(path))
     elif etype == "union":
         src.diags.error("E105", f"wrong value shape for {where}", src.span(path),
-                        "expected a type string such as 'str', or a mapping with 'type:'")
+                        "expected 'file.py:function', or a mapping with 'return:'" if path[-1:] == ("impl",)
+                        else "expected a type string such as 'str', or a mapping with 'type:'")
     else:
         src.diags.error("E105", f"{where}: {msg.lower()}", src.span(path))
 
 
 def _drop(plain: Any, path: tuple, dropped: set[str]) -> bool:
-    """Remove the innermost named declaration that contains `path`. True if something went."""
+    """Remove the innermost named declaration that contains `path`. True if something went
+    (in this round: the errors of one round all point into the data as it was before it, so
+    a declaration another error of the round removed counts as gone, not as a reason to
+    remove the one around it)."""
     for i in range(len(path) - 1, 0, -1):
         # a named declaration, or one field of a model (a model's fields are named too)
         if path[i - 1] in NAMED_MAPS or (i >= 2 and path[i - 2] in ("models", "types")):
-            parent = plain
-            for part in path[: i - 1]:
-                parent = parent[part]
-            container = parent.get(path[i - 1]) if isinstance(parent, dict) else None
-            if isinstance(container, dict) and path[i] in container:
+            container = _at(plain, path[:i])
+            if container is _GONE or (isinstance(container, dict) and path[i] not in container):
+                return True  # it, or a declaration around it, went earlier in this round
+            if isinstance(container, dict):
                 del container[path[i]]
                 dropped.add(str(path[i]))
                 return True
@@ -179,6 +182,20 @@ def _drop(plain: Any, path: tuple, dropped: set[str]) -> bool:
             del parent[path[-1]]
             return True
     return False
+
+
+_GONE = object()
+
+
+def _at(plain: Any, path: tuple) -> Any:
+    """The data at `path`, or _GONE when a part of it is no longer there."""
+    node = plain
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return _GONE
+    return node
 
 
 def _allowed_keys(model: type[BaseModel], path: tuple) -> list[str]:

@@ -2,12 +2,14 @@
 
 Agents to worker kinds, input/output names to artifact types, prompt paths to template
 files, `uses:` to the domain's tools, flow mentions to agents, and `domain:` to a checked
-domain program. Unknown names get "did you mean" hints. The result is a `WorkflowIR` that
+domain program. Unknown names get "did you mean" hints; a file outside the program's folder
+(eigenlang.paths) is an E109. The result is a `WorkflowIR` that
 the checker and the lowering pass read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from .diagnostics import Diagnostic, Origin, Span, name_hint
 from .domain import DomainSpec, find_domain, load_domain
 from .flow import Flow, parse_flow
 from .parse import Parsed
+from .paths import PathPolicy
 from .surface import AgentDecl, FieldDecl, WorkflowProgram
 from .types import Field, Schema, parse_type
 
@@ -47,6 +50,7 @@ class WorkflowIR:
     flow: Flow
     judge_template: Path | None = None
     extra: list[Diagnostic] = field(default_factory=list)
+    paths: PathPolicy | None = None  # where its files may be (None: its folder and the built-ins)
 
     @property
     def diags(self):
@@ -78,18 +82,22 @@ def artifact_schema(parsed: Parsed | None = None, user_types: dict | None = None
     return Schema(root=None, models=models, aliases={})
 
 
-def resolve_workflow(parsed: Parsed) -> WorkflowIR:
+def resolve_workflow(parsed: Parsed, allow: Iterable[str | Path] = ()) -> WorkflowIR:
+    """`allow`: folders outside the program's own where its files may also be (--allow-path)."""
     prog: WorkflowProgram = parsed.program  # type: ignore[assignment]
     src, diags = parsed.source, parsed.diags
     base = parsed.path.parent
+    policy = PathPolicy.for_program(parsed.path, allow)
 
     domain = None
-    found = find_domain(prog.domain, base)
+    found = find_domain(prog.domain, base, policy)
     if found is None:
         diags.error("E107", f"domain not found: {prog.domain!r}", src.span(("domain",)),
                     "name a built-in domain (airline, retail, telecom) or a folder with domain.yaml")
+    elif not policy.allows(found):
+        policy.refuse(diags, "domain", prog.domain, src.span(("domain",)))
     else:
-        domain, ddiags = load_domain(found)
+        domain, ddiags = load_domain(found, allow)
         if ddiags.errors:
             diags.error("E107", f"domain {prog.domain!r} has {len(ddiags.errors)} error(s), listed "
                         f"with their own positions", src.span(("domain",)))
@@ -97,7 +105,7 @@ def resolve_workflow(parsed: Parsed) -> WorkflowIR:
 
     schema = artifact_schema(parsed, prog.types)
     diags.extend(schema.check_names())
-    agents = {name: _agent(parsed, name, decl, schema, domain, base)
+    agents = {name: _agent(parsed, name, decl, schema, domain, policy)
               for name, decl in prog.agents.items()}
 
     flow, fdiags = parse_flow(prog.flow, src.origin(("flow",)))
@@ -109,12 +117,15 @@ def resolve_workflow(parsed: Parsed) -> WorkflowIR:
 
     judge_template = None
     if prog.judge and prog.judge.prompt:
-        judge_template = _template(parsed, ("judge", "prompt"), prog.judge.prompt, base)
-    return WorkflowIR(parsed, prog, base, domain, schema, agents, flow, judge_template)
+        judge_template = _template(parsed, ("judge", "prompt"), prog.judge.prompt, policy)
+    return WorkflowIR(parsed, prog, base, domain, schema, agents, flow, judge_template, paths=policy)
 
 
-def _template(parsed: Parsed, path: tuple, rel: str, base: Path) -> Path | None:
-    file = base / rel
+def _template(parsed: Parsed, path: tuple, rel: str, policy: PathPolicy) -> Path | None:
+    file = policy.folder / rel
+    if not policy.allows(file):
+        policy.refuse(parsed.diags, "prompt template", rel, parsed.source.span(path))
+        return None
     if not file.is_file():
         parsed.diags.error("E107", f"prompt template not found: {rel}", parsed.source.span(path),
                            f"looked for {file}")
@@ -123,7 +134,7 @@ def _template(parsed: Parsed, path: tuple, rel: str, base: Path) -> Path | None:
 
 
 def _agent(parsed: Parsed, name: str, decl: AgentDecl, schema: Schema,
-           domain: DomainSpec | None, base: Path) -> AgentIR:
+           domain: DomainSpec | None, policy: PathPolicy) -> AgentIR:
     src, diags = parsed.source, parsed.diags
     at = ("agents", name)
     kind_name = decl.worker or name
@@ -153,7 +164,7 @@ def _agent(parsed: Parsed, name: str, decl: AgentDecl, schema: Schema,
     for role in ("prompt", "user", "assistant"):
         rel = getattr(decl, role)
         if rel:
-            t = _template(parsed, at + (role,), rel, base)
+            t = _template(parsed, at + (role,), rel, policy)
             if t is not None:
                 templates[role] = t
 

@@ -12,18 +12,25 @@ fast reader is not sure to read exactly as ruamel.yaml does (tags, anchored scal
 directives, non-string keys, timestamps, empty values, tabs, any libyaml error) is read by
 ruamel.yaml instead, so data, positions and syntax errors are the same whichever reader ran
 (tests/eigenlang/test_source_fast.py compares the two on every program and on fuzzed ones).
+
+Whatever the text, reading it is bounded and says what is wrong where (yaml_limits.py: alias
+expansion, nesting, tags; here: undecodable bytes, characters YAML refuses, escapes that are
+half a surrogate pair): every problem is a located diagnostic, never an exception.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from io import StringIO
 from pathlib import Path
 from typing import Any, Iterable
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -32,6 +39,7 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
+from . import yaml_limits
 from .diagnostics import Diagnostics, Origin, Span, display_path
 
 try:  # PyYAML built with libyaml (no CSafeLoader without it)
@@ -62,7 +70,7 @@ def round_trip_yaml() -> YAML:
     y.indent(mapping=2, sequence=4, offset=2)
     y.width = 100
     y.allow_duplicate_keys = False
-    return y
+    return yaml_limits.configure(y)  # alias, nesting and tag limits (yaml_limits.py)
 
 
 class SourceFile:
@@ -273,6 +281,10 @@ class _Reader:
         self.get = get
         self.anchors: dict[str, tuple[Any, LineCol]] = {}
         self.named: set[str] = set()  # every anchor name met so far, finished or not
+        self.depth = 0  # mappings and lists open around the next node
+        self.sizes: dict[str, int] = {}  # nodes of each anchored value (yaml_limits.node_count)
+        self.alias_uses = 0
+        self.alias_nodes = 0
 
     def node(self, ev) -> tuple[Any, Any]:
         """One node from its first event: (plain value, LineCol | style character | None)."""
@@ -286,6 +298,7 @@ class _Reader:
             if ev.anchor not in self.anchors:
                 raise _Decline("unknown alias")  # (or a recursive one): ruamel.yaml decides
             value, lc = self.anchors[ev.anchor]
+            self._count_alias(ev.anchor, value)  # before the copy: an alias bomb copies nothing
             return to_plain(value), lc
         if ev.tag is not None:
             raise _Decline("tag")
@@ -293,15 +306,30 @@ class _Reader:
             if ev.anchor in self.named:
                 raise _Decline("anchor used twice")  # ruamel.yaml warns and rebinds at start
             self.named.add(ev.anchor)
+        self.depth += 1
+        if self.depth >= yaml_limits.MAX_DEPTH:  # near the limit: ruamel.yaml decides
+            raise _Decline("deep")
         if kind is MappingStartEvent:
             value, lc = self._mapping(ev)
         elif kind is SequenceStartEvent:
             value, lc = self._sequence(ev)
         else:
             raise _Decline(kind.__name__)
+        self.depth -= 1
         if ev.anchor is not None:
             self.anchors[ev.anchor] = (value, lc)
         return value, lc
+
+    def _count_alias(self, anchor: str, value: Any) -> None:
+        """Count one use of `*anchor` against yaml_limits; past a limit, ruamel.yaml reads the
+        text and reports where (its composer counts the same way)."""
+        size = self.sizes.get(anchor)
+        if size is None:
+            size = self.sizes[anchor] = yaml_limits.node_count(value, yaml_limits.MAX_ALIAS_NODES)
+        self.alias_uses += 1
+        self.alias_nodes += size
+        if yaml_limits.alias_limit_error(anchor, self.alias_uses, self.alias_nodes, size, None):
+            raise _Decline("aliases")
 
     def _mapping(self, ev) -> tuple[dict, LineCol]:
         get = self.get
@@ -340,18 +368,41 @@ class _Reader:
 
 
 def _read_round_trip(text: str, path: str, diags: Diagnostics) -> Any:
-    """ruamel.yaml round-trip read; a syntax error becomes an E001 diagnostic."""
+    """ruamel.yaml round-trip read; every failure becomes a located diagnostic: a syntax error
+    E001, a crossed limit E007, a refused tag E008 (yaml_limits.py)."""
     try:
         return round_trip_yaml().load(StringIO(text))
+    except yaml_limits.ReadError as exc:
+        mark = exc.problem_mark
+        diags.error(exc.code, exc.message, Span(path, mark.line + 1, mark.column + 1), exc.hint)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if yaml_limits.is_depth_error(exc):
+            diags.error("E007", f"mappings and lists nested more than {yaml_limits.MAX_DEPTH} "
+                        "levels deep", Span(path, line, col))
+            return None
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
         diags.error("E001", f"YAML syntax error: {msg}", Span(path, line, col),
                     "check indentation and quoting; expressions with ':' need quotes")
-    except (YAMLError, ValueError, RecursionError) as exc:  # odd inputs: still a diagnostic
+    except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        line, col = _line_col(text, exc.position)
+        char = exc.character if isinstance(exc.character, int) else 0
+        diags.error("E001", f"YAML syntax error: character U+{char:04X} is not allowed in YAML "
+                    "text", Span(path, line, col), "write it as an escape in a double-quoted "
+                    "string (\\x07), or remove it")
+    except RecursionError:  # (nesting is bounded above; a safety net)
+        diags.error("E007", "YAML nested too deeply to read", Span(path, 1, 1))
+    except (YAMLError, ValueError) as exc:  # odd inputs: still a diagnostic
         diags.error("E001", f"YAML syntax error: {exc}".splitlines()[0], Span(path, 1, 1))
     return None
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset into `text`."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def load_source(path: str | Path, text: str | None = None, *, fast: bool = True) -> SourceFile:
@@ -365,7 +416,12 @@ def load_source(path: str | Path, text: str | None = None, *, fast: bool = True)
         except FileNotFoundError:
             src.diags.error("E107", f"file not found: {p}", Span(p, 1, 1))
             return src
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            src.diags.error("E001", f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} cannot "
+                            "be decoded", Span(p, *_byte_line_col(exc.object, exc.start)),
+                            "save the file as UTF-8")
+            return src
+        except OSError as exc:
             src.diags.error("E107", f"cannot read {p}: {exc}", Span(p, 1, 1))
             return src
     src.text = text
@@ -375,7 +431,44 @@ def load_source(path: str | Path, text: str | None = None, *, fast: bool = True)
     else:  # the fast reader declined: the round-trip reader decides (and reports errors)
         data = src.data
         src.plain = to_plain(data) if data is not None else None
+    if ("\\u" in text or "\\U" in text) and src.plain is not None:
+        _refuse_surrogates(src)
     return src
+
+
+def _byte_line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a byte offset into UTF-8 text."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_surrogates(src: SourceFile) -> None:
+    """A `"\\ud800"` escape gives half a UTF-16 pair: not a character, and text holding it
+    cannot be printed or written as UTF-8. Such a program is refused where it says so."""
+    stack: list[tuple[PathKey, Any]] = [((), src.plain)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    _surrogate_error(src, path + (k,), k, key=True)
+                stack.append((path + (k,), x))
+        elif isinstance(v, list):
+            stack.extend((path + (i,), x) for i, x in enumerate(v))
+        elif isinstance(v, str) and _SURROGATE.search(v):
+            _surrogate_error(src, path, v)
+    if src.diags.errors:
+        src.plain = None
+
+
+def _surrogate_error(src: SourceFile, path: PathKey, text: str, key: bool = False) -> None:
+    half = _SURROGATE.search(text).group()
+    src.diags.error("E001", f"\\u{ord(half):04x} is half of a UTF-16 surrogate pair, not a "
+                    "character", src.span(path, key=key),
+                    "write the character itself (or a \\U00XXXXXX escape)")
 
 
 def dump_yaml(data: Any) -> str:
@@ -392,4 +485,6 @@ def to_plain(node: Any) -> Any:
         return [to_plain(v) for v in node]
     if isinstance(node, str):
         return str(node)
+    if isinstance(node, TaggedScalar):  # `!!str text` (the only tagged scalar the limits allow)
+        return str(node.value)
     return node

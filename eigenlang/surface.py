@@ -32,8 +32,33 @@ FieldLike = Union[str, FieldDecl]
 
 
 class Precondition(Strict):
+    """What the backend enforces: the call is refused with `error` when `check` fails."""
+
     check: str = Field(description="expression that must hold before the tool runs")
-    error: str = Field(description="message returned to the caller when it does not")
+    error: str = Field(description="message returned to the caller when it does not; "
+                                   "{param} / {param.field} print argument values, {{ }} are braces")
+
+
+class PolicyCheck(Strict):
+    """What the policy asks of the agent: the call runs anyway; a failed check is a recorded
+    violation on the trajectory (the agent is not told)."""
+
+    check: str = Field(description="expression over the state before the call (scope of 'requires')")
+    rule: str = Field(pattern=r"^[a-z][a-z0-9_]*$",
+                      description="snake_case name of the rule, unique within the tool")
+    description: str = Field(description="what the policy asks, in words ({param} placeholders allowed)")
+
+
+class ExprImplDecl(Strict):
+    """A declarative implementation: the tool returns the value of an expression over `db`,
+    `user_db`, `now` and its params (no Python; read and generic tools, actions)."""
+
+    return_: str = Field(alias="return", description="expression whose value the tool returns, "
+                                                      "e.g. 'db.users[user_id]'")
+
+
+ImplLike = Union[str, ExprImplDecl]
+IMPL_HELP = "'file.py:function' relative to the domain folder, or {return: EXPR} (no Python)"
 
 
 class ToolDecl(Strict):
@@ -41,8 +66,21 @@ class ToolDecl(Strict):
     description: str = ""
     params: dict[str, FieldLike] = Field(default_factory=dict)
     returns: str | None = None
-    impl: str = Field(description="'file.py:function' relative to the domain folder")
+    impl: ImplLike = Field(description=IMPL_HELP)
     requires: list[Precondition] = Field(default_factory=list)
+    policy: list[PolicyCheck] = Field(default_factory=list,
+                                      description="policy checks: violations are recorded, the call runs")
+
+
+class ActionDecl(Strict):
+    """An environment action: run by the environment itself (task set-up, assertions), never
+    offered to a model."""
+
+    side: Literal["agent", "user"] = Field(description="whose state it belongs to (τ²-bench's env_type)")
+    description: str = ""
+    params: dict[str, FieldLike] = Field(default_factory=dict)
+    returns: str | None = None
+    impl: ImplLike = Field(description=IMPL_HELP)
 
 
 class RuleDecl(Strict):
@@ -78,6 +116,8 @@ class DomainProgram(Strict):
     offline: OfflineDecl | None = Field(None, description="task recipes for the offline backend")
     tools: dict[str, ToolDecl] = Field(default_factory=dict)
     user_tools: dict[str, ToolDecl] = Field(default_factory=dict)
+    actions: dict[str, ActionDecl] = Field(default_factory=dict,
+                                           description="environment actions (env.act), not tools")
     rules: dict[str, RuleDecl] = Field(default_factory=dict)
 
 

@@ -18,9 +18,13 @@ def eigen(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def workflow_copy(tmp_path: Path) -> Path:
     """A copy of workflows/ whose eigendata.yaml uses the small test domain, so tests do not
-    depend on the size or state of the built-in domains. Returns the copied folder."""
+    depend on the size or state of the built-in domains. Returns the copied folder. The
+    domain is copied in as `mini/`: a program names files inside its own folder only
+    (eigenlang.paths)."""
     dst = tmp_path / "workflows"
     shutil.copytree(ROOT / "workflows", dst)
+    shutil.copytree(ROOT / "tests" / "fixtures" / "mini", dst / "mini",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     wf = dst / "eigendata.yaml"
-    wf.write_text(wf.read_text().replace("domain: airline", f"domain: {ROOT / 'tests/fixtures/mini'}"))
+    wf.write_text(wf.read_text().replace("domain: airline", "domain: mini"))
     return dst

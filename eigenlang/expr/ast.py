@@ -135,6 +135,9 @@ BUILTIN_ARITY: dict[str, tuple[int, int]] = {
     "min": (1, 16), "max": (1, 16), "keys": (1, 1), "values": (1, 1), "get": (2, 3),
     "lower": (1, 1), "upper": (1, 1), "contains": (2, 2), "startswith": (2, 2),
     "abs": (1, 1), "round": (1, 2), "str": (1, 1), "int": (1, 1), "float": (1, 1),
+    # dates.py: date and datetime arithmetic on ISO strings
+    "date": (1, 1), "datetime": (1, 1), "add_days": (2, 2), "add_hours": (2, 2),
+    "days_between": (2, 2), "hours_between": (2, 2),
 }
 BINDER_FUNCS = ("any", "all", "count", "sum")
 BUILTIN_NAMES = tuple(sorted({*BUILTIN_ARITY, *BINDER_FUNCS}))

@@ -3,7 +3,9 @@
 Errors are collected, never raised: unknown names (E205), fields (E204) and functions (E206),
 forbidden `_` names (E209), wrong argument counts (E304) and type mismatches (E301). A node
 with an error gets the type `any`, so one mistake does not cause a cascade of follow-ons, and
-`any` typed values are accepted everywhere (they are checked at run time instead).
+`any` typed values are accepted everywhere (they are checked at run time instead). A
+well-typed expression then has its constant parts evaluated: one that always fails (a crossed
+limit, a division by zero) is E006.
 
 Unions are permissive in the Python way: an operation is accepted when it is valid for at
 least one option (`x + 1` with `x: optional[int]`), and `a.b` when at least one model of the
@@ -17,10 +19,11 @@ from collections.abc import Callable
 from ..diagnostics import Diagnostic, Diagnostics, Span, did_you_mean, name_hint
 from ..types import (ANY, BOOL, FLOAT, INT, NONE, STR, DictT, EnumT, ListT, ModelT, Prim,
                      Schema, Type, union)
-from . import limits
+from . import dates, limits
 from .ast import (BINDER_FUNCS, BUILTIN_ARITY, BUILTIN_NAMES, Attr, BinOp, BoolOp, Call, Compare,
                   Expr, IfExp, Index, ListLit, Literal, Name, Quantifier, Unary, arity_message,
                   depth)
+from .fold import constant_failures
 
 _STRLIKE = ("str", "date", "datetime")
 
@@ -32,7 +35,10 @@ def check_expr(expr: Expr, scope: dict[str, Type], schema: Schema
     if depth(expr) > limits.MAX_DEPTH:  # hand-built trees: parsed ones are already bounded
         checker.diags.error("E005", "expression is nested too deeply", expr.span)
         return ANY, checker.diags
-    return checker.check(expr, dict(scope)), checker.diags
+    t = checker.check(expr, dict(scope))
+    if not checker.diags:  # a part with a type error would only fail again, less clearly
+        checker.diags.extend(constant_failures(expr))
+    return t, checker.diags
 
 
 class _Checker:
@@ -228,6 +234,8 @@ class _Checker:
 
     def _compare(self, e: Compare, scope) -> Type:
         a, b = self.check(e.left, scope), self.check(e.right, scope)
+        if e.op not in ("in", "not in"):
+            dates.check_compare(self, a, b, e.op, e.span)
         if e.op in ("==", "!="):
             if not self.overlap(a, b):
                 self.mismatch(f"comparing {a} with {b} with '{e.op}' is always "
@@ -314,7 +322,10 @@ class _Checker:
         if not low <= len(args) <= high:
             self.diags.error("E304", arity_message(e.func, len(args)), e.span)
             return ANY
-        return getattr(self, "_fn_" + e.func)(e, args)
+        rule = getattr(self, "_fn_" + e.func, None)
+        if rule is None:  # the date built-ins type themselves (dates.py)
+            return dates.TYPE_RULES[e.func](self, e, args)
+        return rule(e, args)
 
     # -- built-in functions ----------------------------------------------------------------
     def need(self, e: Call, i: int, t: Type, wanted: tuple[str, ...], what: str) -> bool:

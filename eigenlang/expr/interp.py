@@ -174,7 +174,7 @@ def _arith(op: str, a: Any, b: Any, run: Run, span: Span) -> Any:
             return checked_number(_power(a, b, span), span)
         return checked_number(_NUM_OPS[op](a, b), span)
     if op == "+" and isinstance(a, str) and isinstance(b, str):
-        checked_size(len(a) + len(b), span, "string")
+        checked_size(len(a) + len(b), span, "string", "characters")
         run.charge(len(a) + len(b), span)
         return a + b
     if op == "+" and is_seq(a) and is_seq(b):
@@ -186,7 +186,10 @@ def _arith(op: str, a: Any, b: Any, run: Run, span: Span) -> Any:
         if (isinstance(seq, str) or is_seq(seq)) and isinstance(n, int) and \
                 not isinstance(n, bool):
             size = len(seq) * max(n, 0)
-            checked_size(size, span, "string" if isinstance(seq, str) else "list")
+            if isinstance(seq, str):
+                checked_size(size, span, "string", "characters")
+            else:
+                checked_size(size, span, "list")
             run.charge(size, span)
             return seq * n if isinstance(seq, str) else list(seq) * n
     raise EvalError(f"cannot apply '{op}' to {typename(a)} and {typename(b)}", span)

@@ -8,6 +8,7 @@ its values. Every failure is an `EvalError` with a span, never a raw Python exce
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
@@ -100,9 +101,11 @@ def checked_number(v: Any, span: Span) -> Any:
     raise EvalError(f"result is not a real number ({typename(v)})", span)
 
 
-def checked_size(n: int, span: Span, what: str = "value") -> None:
+def checked_size(n: int, span: Span, what: str = "value", unit: str = "elements") -> None:
+    """Refuse a value of `n` elements (characters of a string, items of a list) before it is
+    built: every allocation that can grow is sized first, never measured afterwards."""
     if n > limits.MAX_SIZE:
-        raise EvalError(f"{what} would have {n} elements (at most {limits.MAX_SIZE})", span)
+        raise EvalError(f"{what} would have {n} {unit} (at most {limits.MAX_SIZE})", span)
 
 
 def need_num(v: Any, span: Span, what: str) -> Any:
@@ -209,3 +212,59 @@ def short(v: Any, width: int = 40) -> str:
         return typename(v) + f" of {len(v)}"
     r = repr(v)
     return r if len(r) <= width else r[: width - 3] + "..."
+
+
+def json_preview(v: Any, width: int = 80) -> str:
+    """`json.dumps(v, ensure_ascii=False, sort_keys=True)` cut to `width` characters ('...'
+    when cut), written lazily: a value an expression built by repeating one big part
+    (`['a' * 1000000] * 80000`) costs what is shown, not gigabytes. For failure messages."""
+    out: list[str] = []
+    room = width + 1
+    try:
+        for chunk in _json_chunks(v, room):
+            out.append(chunk)
+            room -= len(chunk)
+            if room <= 0:
+                break
+    except RecursionError:
+        room = 0
+    text = "".join(out)
+    return text if room > 0 and len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+_ENCODE = json.encoder.encode_basestring  # the C encoder when there is one
+
+
+def _json_chunks(v: Any, room: int) -> Iterable[str]:
+    """The pieces of `v`'s JSON text in order; strings beyond `room` characters are cut."""
+    if isinstance(v, str):
+        yield _ENCODE(v[:room])
+    elif v is None:
+        yield "null"
+    elif isinstance(v, bool):
+        yield "true" if v else "false"
+    elif isinstance(v, int):
+        yield int.__repr__(v)
+    elif isinstance(v, float):
+        yield json.dumps(v)
+    elif isinstance(v, Mapping):
+        yield "{"
+        try:
+            items = sorted(v.items(), key=lambda kv: kv[0])
+        except TypeError:  # keys of mixed kinds: in their own order
+            items = list(v.items())
+        for i, (k, x) in enumerate(items):
+            key = k if isinstance(k, str) else json.dumps(k) if isinstance(k, (int, float, bool)) \
+                or k is None else str(k)
+            yield (", " if i else "") + _ENCODE(key[:room]) + ": "
+            yield from _json_chunks(x, room)
+        yield "}"
+    elif is_seq(v):
+        yield "["
+        for i, x in enumerate(v):
+            if i:
+                yield ", "
+            yield from _json_chunks(x, room)
+        yield "]"
+    else:
+        yield repr(v)[:room]

@@ -25,7 +25,7 @@ _USER_REALISM = ("user message", "user turn", "instructions")  # realism faults 
 @dataclass(frozen=True)
 class Finding:
     key: str | None  # "Agent.role" of the prompt at fault; None: not a prompt's fault (endpoint)
-    code: str  # infeasible | schema | endpoint | rejected | <validation check>
+    code: str  # infeasible | schema | endpoint | crash | guard_error | rejected | <validation check>
     message: str
 
 
@@ -86,7 +86,11 @@ def findings_of(record: dict, keys: set[str]) -> list[Finding]:
     stage = agent_of(str(record.get("stage") or ""))
     for reason in record.get("reasons") or []:
         text = str(reason)
-        if "model call failed" in text:
+        if text.startswith("crash: "):  # a bug in code (runtime.env.crashes): no prompt is at fault
+            out.append(Finding(None, "crash", text))
+        elif text.startswith("guard_error: "):  # a guard of the program raised: the author's bug
+            out.append(Finding(None, "guard_error", text))
+        elif "model call failed" in text:
             out.append(Finding(None, "endpoint", text))
         elif "unparseable" in text or "malformed" in text or "worker crashed" in text:
             out.append(Finding(_owner(stage, keys), "schema", text))

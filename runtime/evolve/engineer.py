@@ -4,7 +4,8 @@ As the paper has it (section 4.3): add *constraints* when a failure is systemati
 examples* when a hallucination pattern recurs, *style controls* for realism. The offline
 engineer does this from a fixed table keyed by the finding codes (deterministic); the model
 engineer asks the model for the additions and falls back to the table when its answer cannot
-be read. Either returns None when it has nothing new to add: the loop then knows that more
+be read. Either way the additions are literal text appended to the author's template
+(prompts.compose): a model never writes or rewrites template source. Either returns None when it has nothing new to add: the loop then knows that more
 iterations with the same critiques would change nothing.
 """
 
@@ -139,7 +140,7 @@ def _read(completion: Any) -> dict | None:
 
     try:
         return extract_object(completion.content or "")
-    except ParseError:
+    except (ParseError, RecursionError, MemoryError):  # any answer is data: never a crash
         return None
 
 

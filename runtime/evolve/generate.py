@@ -18,11 +18,11 @@ from pathlib import Path
 
 from eigenlang.mutate import Lineage, ProgramVersion
 from runtime.exec.engine import RunSpec, instance_seed
-from runtime.store.run_store import RunStore
+from runtime.store.run_store import RunLock, RunStore
 from runtime.store.verify import read_records
 
 from .judge import OfflineJudge
-from .metrics import batch_metrics, holds, summary_line
+from .metrics import CriterionError, batch_metrics, holds, summary_line
 from .phases import Evolution, EvolveOptions
 from .prompts import PromptStore, PromptVersion
 
@@ -33,8 +33,18 @@ def _audited(seed: int, index: int, rate: float) -> bool:
 
 def run_evolution(spec: RunSpec, opts: EvolveOptions, say: Callable[[str], None] = lambda s: None,
                   on_record: Callable[[dict], None] = lambda r: None) -> tuple[str, RunStore]:
-    """All three phases (phase 3 resumes after a crash); returns (status, store)."""
-    ev = Evolution(spec, opts, say)
+    """All three phases (phase 3 resumes after a crash); returns (status, store). The run
+    directory's lock is held throughout (RunLocked when another run writes it): phases 1–2
+    rewrite `evolution/` before the store is opened."""
+    lock = RunLock(opts.out)
+    try:
+        return _evolve(Evolution(spec, opts, say), spec, opts, say, on_record, lock)
+    finally:
+        lock.release()
+
+
+def _evolve(ev: Evolution, spec: RunSpec, opts: EvolveOptions, say: Callable[[str], None],
+            on_record: Callable[[dict], None], lock: RunLock) -> tuple[str, RunStore]:
     ev.state = None
     ev.dir.mkdir(parents=True, exist_ok=True)
     state_file = ev.dir / "state.json"
@@ -50,7 +60,8 @@ def run_evolution(spec: RunSpec, opts: EvolveOptions, say: Callable[[str], None]
         for name in ("log.jsonl", "critiques.jsonl", "prompts.json", "workflow.jsonl", "state.json"):
             (ev.dir / name).unlink(missing_ok=True)
         ev.store = PromptStore(ev.dir / "prompts.json")
-        ev.version = ProgramVersion.load(spec.workflow) if spec.workflow_text is None else \
+        ev.store.set_judge(ev.roles["judge"], (ev.plan.data["prompts"].get("judge.prompt") or {}).get("id"))
+        ev.version = ProgramVersion.load(spec.workflow, spec.allow_paths) if spec.workflow_text is None else \
             ProgramVersion(text=spec.workflow_text, hash=ev.plan.hash, path=spec.workflow)
         ev.lineage = Lineage([ev.version])
         ev.lineage.save(ev.dir / "workflow.jsonl")
@@ -62,7 +73,7 @@ def run_evolution(spec: RunSpec, opts: EvolveOptions, say: Callable[[str], None]
         say(f"phase 2: pilot batches of {ev.batch}, up to {ev.max_iterations} iterations")
         sets = ev.pilot(sets)
         ev._save_state("generate", _ids(sets), [])
-    return _generate(ev, sets, say, on_record)
+    return _generate(ev, sets, say, on_record, lock)
 
 
 def _ids(sets: dict[str, dict[str, PromptVersion]]) -> dict[str, dict[str, str]]:
@@ -74,13 +85,14 @@ def _spec_for(ev: Evolution, sets: dict[str, dict[str, PromptVersion]]) -> RunSp
         (name, tuple((k, v.id, v.text) for k, v in sorted(keys.items()))) for name, keys in sorted(sets.items())))
 
 
-def _generate(ev: Evolution, sets, say, on_record) -> tuple[str, RunStore]:
+def _generate(ev: Evolution, sets, say, on_record, lock: RunLock) -> tuple[str, RunStore]:
     from runtime.exec.driver import RunOptions, open_run
 
     opts = ev.opts
     spec = _spec_for(ev, sets)
     run_opts = RunOptions(Path(opts.out), opts.n, opts.max_attempts, opts.executor, opts.workers, opts.ray_address)
-    _, store = open_run(dataclasses.replace(spec, prompt_sets=()), run_opts)  # identity: program, not prompts
+    # identity: the program, not the prompts
+    _, store = open_run(dataclasses.replace(spec, prompt_sets=()), run_opts, lock=lock)
     say(f"phase 3: generating {opts.n} accepted instances with {len(sets)} prompt set(s), "
         f"audit rate {ev.audit_rate:g}, window {ev.window}")
     offline_judge = OfflineJudge(ev.weights, ev.keys)
@@ -162,19 +174,23 @@ def _audit(ev: Evolution, window: list[dict], names: list[str], judge, offline_j
         name = (r.get("provenance") or {}).get("prompt_set") or names[r["index"] % len(names)]
         c = judge.critique(r) if _audited(ev.spec.seed, r["index"], ev.audit_rate) else offline_judge.critique(r)
         per_set.setdefault(name, []).append((r, c))
-    metrics, drift = {}, []
+    metrics, drift, errors = {}, [], {}
     for name in names:
         pairs = per_set.get(name) or []
         if not pairs:
             continue
         m = batch_metrics([r for r, _ in pairs], [c for _, c in pairs], ev.axes)
         metrics[name] = m
-        if holds(ev.drift_when, m):
-            drift.append(name)
+        try:
+            if holds(ev.drift_when, m):
+                drift.append(name)
+        except CriterionError as exc:  # recorded in the window's event, not read as "no drift"
+            errors[name] = f"drift_when failed: {exc}"
     audited = [c for pairs in per_set.values() for r, c in pairs if _audited(ev.spec.seed, r["index"], ev.audit_rate)]
     ev._critiques_out(audited, phase=3, iteration=-1)
     ev._log({"event": "window", "phase": 3, "start": window[0]["index"], "end": window[-1]["index"] + 1,
-             "sets": metrics, "drift": drift})
+             "sets": metrics, "drift": drift, **({"errors": errors} if errors else {})})
     say(f"phase 3 · instances {window[0]['index']}–{window[-1]['index']}: " +
-        "; ".join(f"{n} {summary_line(m)}" for n, m in metrics.items()) + (f" · drift: {drift}" if drift else ""))
+        "; ".join(f"{n} {summary_line(m)}" for n, m in metrics.items()) + (f" · drift: {drift}" if drift else "")
+        + "".join(f" · {n}: {e}" for n, e in errors.items()))
     return drift

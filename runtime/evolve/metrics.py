@@ -44,21 +44,27 @@ def batch_metrics(records: Sequence[dict], critiques: Sequence[Critique],
     return m
 
 
+class CriterionError(Exception):
+    """A stop/drift criterion could not be evaluated (a division by zero, a crossed limit):
+    an error of the program to record, never a silent "does not hold"."""
+
+
 def holds(text: str | None, metrics: dict[str, float]) -> bool:
-    """A stop/drift criterion over the metrics; False when absent or when it cannot be
-    evaluated (the compiler has type-checked it, so that means a metric is missing)."""
+    """Whether a stop/drift criterion holds over the metrics; False when there is none.
+    Raises CriterionError, with the expression's message, when it cannot be evaluated."""
     if not text:
         return False
     from eigenlang.diagnostics import Origin
     from eigenlang.expr import EvalError, compile_expr, parse_expr
 
-    expr, _ = parse_expr(text, Origin("<criterion>", ((1, 1),)))
-    if expr is None:
-        return False
+    expr, diags = parse_expr(text, Origin("<criterion>", ((1, 1),)))
+    if expr is None:  # the compiler accepted it, so only a hand-made text gets here
+        raise CriterionError(f"{text!r}: {diags[0].message if diags else 'does not parse'}")
     try:
         return compile_expr(expr)(dict(metrics)) is True
-    except EvalError:
-        return False
+    except EvalError as exc:
+        where = f" (column {exc.span.col})" if exc.span is not None else ""
+        raise CriterionError(f"{text!r}: {exc.message}{where}") from None
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from .critique import AXES, Critique
 from .diversify import FOCUS_KEYS, model_focus, offline_focus
 from .engineer import ModelEngineer, OfflineEngineer, scores_of
 from .judge import ModelJudge, OfflineJudge, dumps
-from .metrics import batch_metrics, holds, summary_line
+from .metrics import CriterionError, batch_metrics, holds, summary_line
 from .planner import ModelPlanner, OfflinePlanner
 from .prompts import PromptVersion, derive
 
@@ -197,7 +197,8 @@ class Evolution:
         live = dict(sets)
         base = {k: v["text"] for k, v in self.plan.data["prompts"].items()}
         engineer = ModelEngineer(self._ask("prompt_engineer")) if self.roles["engineer"] == "model" else OfflineEngineer()
-        planner = ModelPlanner(self._ask("planner")) if self.roles["planner"] == "model" else OfflinePlanner()
+        allow = self.spec.allow_paths
+        planner = ModelPlanner(self._ask("planner"), allow) if self.roles["planner"] == "model" else OfflinePlanner(allow)
         judge = self._judge()
         for it in range(start_iteration, start_iteration + self.max_iterations):
             if not live:
@@ -228,8 +229,12 @@ class Evolution:
                 used = {k: v.id for k, v in sorted(live[name].items())}
                 stop = None
                 edits = []
-                if holds(self.stop_when, metrics):
-                    stop = "stop_when holds"
+                try:
+                    stop_now = holds(self.stop_when, metrics)
+                except CriterionError as exc:  # recorded; the set stops: its criterion cannot tell
+                    stop_now, stop = True, f"stop_when failed: {exc}"
+                if stop_now:
+                    stop = stop or "stop_when holds"
                 elif it == start_iteration + self.max_iterations - 1:
                     stop = "max_iterations"
                 else:

@@ -3,7 +3,10 @@
 A version's `text` is a whole template: the workflow's base template with the prompt
 engineer's additions appended (constraints, negative examples, style controls, the prompt
 set's focus) inside `{% raw %}`, so what a critique taught is literal text the model reads
-and no template variable can break it. Its id is `<template file>@<sha256(text)[:12]>`, the
+and no template variable can break it. The additions come from models (engineer, diversifier)
+and from critiques quoting model output: each is one line with `{%` and `%}` broken apart, so
+nothing in it can end the raw block — model text is data in the template, never template
+source (docs/security.md). A version's text is always recomposed from the author's base. Its id is `<template file>@<sha256(text)[:12]>`, the
 compiler's form, so records name prompt versions the same way whether evolved or not.
 """
 
@@ -84,14 +87,22 @@ def derive(parent: PromptVersion, base: str, file: str, **changes: Any) -> Promp
 
 class PromptStore:
     """All versions of an evolution run, in creation order, saved as one JSON file (small:
-    a few hundred versions at most) rewritten atomically after every change."""
+    a few hundred versions at most) rewritten atomically after every change. `judge` says
+    which judge critiqued them and with which prompt: `{judge: "model"|"offline", prompt:
+    "<file>@<12 hex>" | null}` (the judge's prompt is the workflow's, never evolved)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.versions: list[PromptVersion] = []
+        self.judge: dict[str, Any] | None = None
         if self.path.exists():
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self.versions = [PromptVersion.from_json(v) for v in data.get("versions", [])]
+            self.judge = data.get("judge") if isinstance(data.get("judge"), dict) else None
+
+    def set_judge(self, kind: str, prompt_id: str | None) -> None:
+        self.judge = {"judge": kind, "prompt": prompt_id}
+        self.save()
 
     def add(self, version: PromptVersion) -> PromptVersion:
         self.versions.append(version)
@@ -122,8 +133,10 @@ class PromptStore:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"versions": [v.to_json() for v in self.versions]}, sort_keys=True,
-                          indent=1, ensure_ascii=False) + "\n"
+        data: dict[str, Any] = {"versions": [v.to_json() for v in self.versions]}
+        if self.judge is not None:
+            data["judge"] = self.judge
+        text = json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".prompts.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

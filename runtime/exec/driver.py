@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.store.run_store import RunStore
+from runtime.store.run_store import CRASHES, RunLock, RunStore
 
-from .engine import Runner, RunSetupError, RunSpec, prepare
+from .engine import GeneratorCrash, Runner, RunSetupError, RunSpec, prepare
 
 
 @dataclass
@@ -26,15 +26,18 @@ class RunOptions:
     ray_address: str | None = None
 
 
-def open_run(spec: RunSpec, opts: RunOptions, plan: object = None) -> tuple[object, RunStore]:
-    """Compile (unless given the plan), then open or resume the run store for this run."""
+def open_run(spec: RunSpec, opts: RunOptions, plan: object = None,
+             lock: RunLock | None = None) -> tuple[object, RunStore]:
+    """Compile (unless given the plan), then open or resume the run store for this run
+    (taking the directory's lock, unless the caller holds it: `lock`)."""
     plan = plan or prepare(spec)
     identity = {"workflow_hash": plan.hash, "domain_hash": plan.data["domain"]["hash"],
                 "backend": spec.backend, "model": spec.model, "seed": spec.seed, "size": spec.size}
     extra = {"workflow": plan.data["workflow"], "workflow_path": str(Path(spec.workflow)),
-             "domain": plan.domain.name, "domain_dir": str(Path(plan.domain.root).resolve()), "n": opts.n, "max_attempts": opts.max_attempts,
+             "domain": plan.domain.name, "domain_dir": str(Path(plan.domain.root).resolve()),
+             "n": opts.n, "max_attempts": opts.max_attempts,
              "prompts": {k: v["id"] for k, v in sorted(plan.data["prompts"].items())}}
-    return plan, RunStore(opts.out, identity, extra)
+    return plan, RunStore(opts.out, identity, extra, lock=lock)
 
 
 def execute(spec: RunSpec, plan: object, store: RunStore, opts: RunOptions,
@@ -49,6 +52,9 @@ def execute(spec: RunSpec, plan: object, store: RunStore, opts: RunOptions,
         if not done():
             _drive(spec, plan, store, opts, on_record, done)
     except Exception as exc:
+        crash = generator_crash(exc)
+        if crash is not None:
+            store.write_crash_file(f"{CRASHES}/generator.txt", crash.traceback)
         store.close("failed", failure_reason(exc))
         raise
     status = "complete" if store.counts.accepted >= opts.n else "exhausted"
@@ -76,12 +82,22 @@ def _drive(spec: RunSpec, plan: object, store: RunStore, opts: RunOptions,
         records.close()  # stops the executor (kills Ray actors)
 
 
+def generator_crash(exc: BaseException) -> GeneratorCrash | None:
+    """The GeneratorCrash behind `exc` (raised here, or in a Ray actor and wrapped by Ray)."""
+    for e in (getattr(exc, "cause", None), exc):
+        if isinstance(e, GeneratorCrash):
+            return e
+    return None
+
+
 def failure_reason(exc: BaseException) -> str:
     """One line for the manifest: a setup error's own words (also when a Ray actor raised it
     and Ray wrapped it), else the exception's type and message."""
     cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError keeps the original
-    if isinstance(exc, RunSetupError) or isinstance(cause, RunSetupError):
-        text = str(exc if isinstance(exc, RunSetupError) else cause)
+    if isinstance(cause, RunSetupError):  # (and may itself be one: its text is Ray's, though)
+        text = str(cause)
+    elif isinstance(exc, RunSetupError):
+        text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
     return " ".join(text.split()) or type(exc).__name__

@@ -5,6 +5,11 @@ fired (any one: OR-join), at most once; after it runs, each edge out of it fires
 guard holds over the node's outputs. Artifacts live on a per-instance blackboard keyed by
 type (a later round's `Dialog` replaces the earlier one). The record is a pure function of
 (program, run seed, index): no clock, no process state, so every executor writes the same.
+
+A Python exception in a worker, a recipe or a tool (a tool's is caught by the environment,
+which still answers the call with a `crash` error result) ends the instance as a *crash*:
+a rejected record with a `crash` entry and its traceback (runtime.env.crashes), counted
+apart from rejections, because it says the code is broken, not that the task was.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import Any
 
 from eigenlang.catalog import snake
 from eigenlang.diagnostics import Origin
+from eigenlang.expr import EvalError
 from eigenlang.types import ModelT
+from runtime.env.crashes import Crash, describe
 from runtime.workers.base import WorkerContext, WorkerError, World, node_rng
 
 # What an accepted dataset instance is made of: a workflow that produces less is rejected.
@@ -34,7 +41,7 @@ class RunSpec:
     backend: str = "offline"
     model: str | None = None
     # How to reach the model (not part of a run's identity: the store keys on backend+model).
-    base_url: str | None = None
+    base_url: str | tuple[str, ...] | None = None  # several: balanced over (runtime.backends.endpoints)
     concurrency: int = 16
     request_timeout: float = 60.0
     max_retries: int = 3
@@ -43,10 +50,25 @@ class RunSpec:
     # ((set name, (("Agent.role", version id, text), ...)), ...); instance i uses set i mod K.
     workflow_text: str | None = None
     prompt_sets: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()
+    # Folders besides the workflow's own where the files it names may be (--allow-path;
+    # eigenlang.paths). Not part of a run's identity: they widen where files are found only.
+    allow_paths: tuple[str, ...] = ()
 
 
 class RunSetupError(Exception):
     """The run cannot start (a broken program, a domain without recipes, ...): said in words."""
+
+
+class GeneratorCrash(RunSetupError):
+    """The domain's database generator raised: no instance can run. `traceback` is the
+    portable traceback (the driver writes it to crashes/generator.txt)."""
+
+    def __init__(self, message: str, traceback: str = "") -> None:
+        super().__init__(message, traceback)  # both in args: Ray pickles it back intact
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass
@@ -59,7 +81,15 @@ class _Node:
     outputs: list[str]
     settings: dict
     prompts: dict[str, str]
-    out_edges: list[tuple[str, Any]] = field(default_factory=list)  # (dst, compiled guard|None)
+    out_edges: list[tuple[str, _Guard | None]] = field(default_factory=list)  # (dst, guard)
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """An edge's guard: its text as the plan has it, and the compiled expression."""
+
+    text: str
+    compiled: Any
 
 
 class Runner:
@@ -71,7 +101,7 @@ class Runner:
 
         plan = plan or prepare(spec)
         self.spec, self.plan, self.domain = spec, plan, plan.domain
-        self.env = Environment.from_domain(self.domain, spec.seed, spec.size)
+        self.env = _world(self.domain, spec)
         self.world = World(self.domain, self.env.db.to_json(),
                            self.env.user_db.to_json() if self.env.user_db is not None else None,
                            self.domain.now)
@@ -120,7 +150,7 @@ class Runner:
                 expr, errs = parse_expr(e["guard"], Origin("<guard>", ((1, 1),)))
                 if expr is None:  # the compiler accepted it: cannot happen short of a bug
                     raise RunSetupError(f"guard {e['guard']!r}: {errs[0].message}")
-                guard = compile_expr(expr)
+                guard = _Guard(e["guard"], compile_expr(expr))
             nodes[e["src"]].out_edges.append((e["dst"], guard))
         return nodes
 
@@ -148,6 +178,14 @@ class Runner:
             return found
 
     def _run(self, index: int, variant: tuple[dict[str, _Node], dict]) -> dict:
+        inst = _Instance(self.env.fork())
+        inst.env.crash_log = []  # this instance's tool crashes, from every fork its workers make
+        record = self._walk(index, variant, inst)
+        if inst.reasks:
+            record["provenance"] = {**record["provenance"], "reasks": dict(sorted(inst.reasks.items()))}
+        return record
+
+    def _walk(self, index: int, variant: tuple[dict[str, _Node], dict], inst: _Instance) -> dict:
         nodes, prov = variant
         board: dict[str, dict] = {}
         active = set(self.plan.data["start"])
@@ -159,15 +197,22 @@ class Runner:
                 continue
             trace.append(node.id)
             try:
-                produced = self._run_node(node, index, board)
+                produced = self._run_node(node, index, board, inst)
             except _NodeFailed as exc:
                 return self._rejected(index, node.id, exc.reasons, trace, board, prov, validation)
+            except _NodeCrashed as exc:
+                return self._crashed(index, node.id, exc.crash, trace, board, prov, validation)
             board.update(produced)
             if "ValidationReport" in produced:
                 validation.append(produced["ValidationReport"])
             fired = False
             for dst, guard in node.out_edges:
-                if guard is None or _holds(guard, produced):
+                try:
+                    held = guard is None or _holds(guard, produced)
+                except EvalError as exc:  # a broken guard is an error, not a "no"
+                    reason = _guard_error(node.id, dst, guard, exc)
+                    return self._rejected(index, node.id, [reason], trace, board, prov, validation)
+                if held:
                     active.add(dst)
                     fired = True
             if node.out_edges and not fired:
@@ -177,9 +222,13 @@ class Runner:
         if stalled is not None or missing:
             stage, reasons = stalled or (trace[-1], [f"the workflow produced no {', '.join(missing)}"])
             return self._rejected(index, stage, reasons, trace, board, prov, validation)
+        empty = _empty_verifier(board["Verifier"], self.env)
+        if empty is not None:
+            stage = next(n for n in reversed(trace) if "Verifier" in nodes[n].outputs)
+            return self._rejected(index, stage, [empty], trace, board, prov, validation)
         return self._accepted(index, board, trace, validation, prov)
 
-    def _run_node(self, node: _Node, index: int, board: dict) -> dict:
+    def _run_node(self, node: _Node, index: int, board: dict, inst: _Instance) -> dict:
         worker = self.workers.get(node.kind)
         if worker is None:
             raise _NodeFailed([f"{node.id}: backend {self.spec.backend!r} has no {node.kind} worker"])
@@ -187,15 +236,23 @@ class Runner:
         if len(inputs) < len(node.inputs):
             lacking = [t for t in node.inputs if t not in board]
             raise _NodeFailed([f"{node.id}: no {', '.join(lacking)} upstream on this path"])
-        ctx = WorkerContext(self.domain, self.env, self.world, node_rng(self.spec.seed, index, node.id),
+        ctx = WorkerContext(self.domain, inst.env, self.world, node_rng(self.spec.seed, index, node.id),
                             node.id, node.agent, node.round, node.settings, node.prompts,
                             self.spec.backend)
         try:
             produced = worker.run(ctx, inputs)
-        except WorkerError as exc:
+        except WorkerError as exc:  # a tool's crash may be why: the crash is the finding
+            inst.count(ctx)
+            if inst.env.crash_log:
+                raise _NodeCrashed(inst.env.crash_log[0]) from None
             raise _NodeFailed([f"{node.id}: {exc}"]) from None
-        except Exception as exc:  # noqa: BLE001  a worker bug costs this instance, not the run
-            raise _NodeFailed([f"{node.id}: worker crashed: {type(exc).__name__}: {exc}"]) from None
+        except Exception as exc:  # noqa: BLE001  a bug costs this instance, not the run
+            inst.count(ctx)
+            raise _NodeCrashed(inst.env.crash_log[0] if inst.env.crash_log
+                               else describe(exc, domain=self.domain)) from None
+        inst.count(ctx)
+        if inst.env.crash_log:
+            raise _NodeCrashed(inst.env.crash_log[0])
         problems = []
         for t in node.outputs:
             if t not in produced:
@@ -234,13 +291,22 @@ class Runner:
                 "trace": trace, "artifacts": dict(sorted(board.items())), "validation": validation,
                 "provenance": prov}
 
+    def _crashed(self, index: int, stage: str, crash: Crash, trace: list[str], board: dict,
+                 prov: dict, validation: list[dict]) -> dict:
+        """A rejected record with `crash` (its `traceback` goes to crashes/<index>.txt when the
+        run store commits it)."""
+        reason = f"crash: {stage}: {crash.source} {crash.where} raised {crash.type}: {crash.message}"
+        record = self._rejected(index, stage, [reason], trace, board, prov, validation)
+        record["crash"] = {"stage": stage, **crash.to_json()}
+        return record
+
 
 def prepare(spec: RunSpec) -> Any:
     """Compile the workflow and check that this backend can run it; cheap (no world built)."""
     from eigenlang.compiler import compile_workflow
     from runtime.workers.offline.recipes import has_recipes
 
-    plan, diags = compile_workflow(spec.workflow, spec.workflow_text, domain=spec.domain)
+    plan, diags = compile_workflow(spec.workflow, spec.workflow_text, domain=spec.domain, allow=spec.allow_paths)
     if plan is None:
         raise RunSetupError("\n".join(d.render() for d in diags.errors))
     domain = plan.domain
@@ -274,24 +340,83 @@ class _NodeFailed(Exception):
         self.reasons = reasons
 
 
+class _NodeCrashed(Exception):
+    def __init__(self, crash: Crash) -> None:
+        super().__init__(crash.type)
+        self.crash = crash
+
+
+@dataclass
+class _Instance:
+    """What one instance's nodes share besides the blackboard: its environment (whose crash
+    log collects tool crashes) and its LLM workers' re-asks per agent."""
+
+    env: Any
+    reasks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, ctx: WorkerContext) -> None:
+        if ctx.reasks or ctx.reasks_failed:
+            tally = self.reasks.setdefault(ctx.agent, {"asked": 0, "failed": 0})
+            tally["asked"] += ctx.reasks
+            tally["failed"] += ctx.reasks_failed
+
+
+def _world(domain: Any, spec: RunSpec) -> Any:
+    """The run's generated world. A generator that raises stops the run (no instance can run
+    without a world): GeneratorCrash with its traceback; a clear loading or schema problem is
+    a RunSetupError in its own words."""
+    from runtime.env import Environment
+    from runtime.env.errors import ImplLoadError, StateLoadError
+
+    try:
+        return Environment.from_domain(domain, spec.seed, spec.size)
+    except (ImplLoadError, StateLoadError) as exc:
+        raise RunSetupError(f"domain {domain.name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  the generator's bug, with its traceback
+        crash = describe(exc, source="generator", domain=domain)
+        raise GeneratorCrash(f"the database generator of domain {domain.name!r} crashed: {crash.where}: "
+                             f"{crash.type}: {crash.message} (traceback in crashes/generator.txt)",
+                             crash.traceback) from None
+
+
 def instance_seed(seed: int, index: int) -> int:
     return int(hashlib.sha256(f"eigen:{seed}:{index}".encode()).hexdigest()[:12], 16)
 
 
-def _holds(guard: Any, produced: dict[str, dict]) -> bool:
-    """A guard over the node's outputs: their fields by name, and each output by snake name."""
+def _holds(guard: _Guard, produced: dict[str, dict]) -> bool:
+    """A guard over the node's outputs: their fields by name, and each output by snake name.
+    Raises EvalError when it cannot be evaluated (the caller rejects the instance: reading
+    that as "false" would hide the error behind "no outgoing condition held")."""
     scope: dict[str, Any] = {}
     for t, value in produced.items():
         if isinstance(value, dict):
             for k, v in value.items():
                 scope.setdefault(k, v)
         scope[snake(t)] = value
-    from eigenlang.expr import EvalError
+    return guard.compiled(scope) is True
+
+
+def _guard_error(src: str, dst: str, guard: _Guard, exc: EvalError) -> str:
+    """The rejection reason of a guard that raised: which edge, the guard, where in it, why."""
+    text = guard.text if len(guard.text) <= 80 else guard.text[:77] + "..."
+    where = f" (column {exc.span.col} of the guard)" if exc.span is not None else ""
+    return f"guard_error: {src} -> {dst} when {text}: {exc.message}{where}"
+
+
+def _empty_verifier(verifier: dict, env: Any) -> str | None:
+    """The rejection reason of a verifier that checks nothing: one an episode where the agent
+    does nothing and says nothing passes (no assertion, no expected change, no `communicate`
+    item it fails), so a reward built on it pays for idleness. None for a real verifier."""
+    from runtime.env.verifier import Verifier
 
     try:
-        return guard(scope) is True
-    except EvalError:
-        return False
+        idle = Verifier.model_validate(verifier).check(env, env, [])
+    except Exception as exc:  # noqa: BLE001  # a malformed verifier is no verifier either
+        return f"empty_verifier: the verifier cannot be read: {type(exc).__name__}: {exc}"
+    if idle.passed:
+        return ("empty_verifier: the verifier passes an episode in which the agent does nothing and says "
+                "nothing (add a communicate item or an expected change)")
+    return None
 
 
 def _reasons_of(produced: dict[str, dict]) -> list[str]:

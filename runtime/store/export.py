@@ -28,8 +28,26 @@ Three formats, each from either view:
   (JSON text of the openai-format lists, so that every dialog fits one schema; load with
   `json.loads`).
 
+Erroneous turns (`errors`, default "mask"): an assistant turn whose tool call failed by the
+caller's fault (an unknown tool, arguments that are not JSON or break the schema) or was
+refused by a precondition, that broke a policy check, or that a repair marked
+`"trainable": false`, is a turn the model must not learn, even when the agent recovered from it
+(a recovered bad call is kept in accepted records: the dialogue is right, that turn is not).
+- mask: the turn stays, marked `"weight": 0` — the per-message flag of every format: OpenAI
+  fine-tuning's own `weight` on assistant messages (openai), the same key inside the `messages`
+  JSON (hf), and on the turn's `function_call`/`gpt` entry (sharegpt; a merged gpt turn takes
+  the lowest weight). The trainer's loss mask (trainer/tokenize.py) leaves such a turn out.
+  LLaMA-Factory ignores the key: export sharegpt with `drop` for it.
+- drop: the erroneous tool calls and their tool results are removed (an assistant message left
+  with neither calls nor text goes too), so every remaining call still has its result.
+- keep: everything is trained.
+
 A record that cannot be exported well-formed (a tool call without its result, no turn for the
-model to learn) is skipped with its reason appended to `problems`; the others are written.
+model to learn) is skipped with its reason appended to `problems`; the others are written. A
+damaged run directory exports nothing (`DamagedRunDir`, naming the file and line): a line that
+is not a JSON object, or a record that no longer hashes to its `integrity` hash (edited after
+the run; `eigen verify` says what changed). A torn last line (a run that was killed while
+writing it) was never committed: it is skipped with a note.
 """
 
 from __future__ import annotations
@@ -38,11 +56,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .verify import INSTANCES, open_run_dir, read_lines
+from .verify import INSTANCES, DamagedRunDir, open_run_dir, read_lines, record_problem
 
 FORMATS = ("openai", "hf", "sharegpt")
 ROLES = ("agent", "user")
+ERRORS = ("mask", "drop", "keep")
 START_CUE = "(The conversation begins.)"
+WEIGHT = "weight"  # the per-message training flag: 0 = do not learn this turn
+# failed calls that are the caller's fault, or refused by a precondition: never learned
+UNTRAINED_ERRORS = ("unknown_tool", "bad_json", "schema", "precondition")
 
 
 class ExportError(ValueError):
@@ -66,7 +88,7 @@ def agent_view(messages: list) -> list[dict]:
         if role in ("system", "user"):
             out.append({"role": role, "content": _text(m.get("content"))})
         elif role == "assistant":
-            out.append(_assistant(m.get("content"), m.get("tool_calls")))
+            out.append(_weighted(_assistant(m.get("content"), m.get("tool_calls")), m))
         elif role == "tool":
             out.append(_tool(m))
         else:
@@ -95,14 +117,15 @@ def user_system_prompt(record: dict) -> str:
     return "\n\n".join(parts)
 
 
-def user_view(record: dict) -> list[dict]:
-    """The user simulator's messages, role-flipped (see the module docstring)."""
+def user_view(record: dict, messages: list[dict] | None = None) -> list[dict]:
+    """The user simulator's messages, role-flipped (see the module docstring); `messages`
+    instead of the record's own (with_errors' result)."""
     out: list[dict] = [{"role": "system", "content": user_system_prompt(record)}]
-    for m in _messages(record.get("messages")):
+    for m in _messages(record.get("messages") if messages is None else messages):
         role, side = m.get("role"), m.get("side")
         if side == "user":
             if role == "user":
-                out.append(_assistant(m.get("content"), m.get("tool_calls")))
+                out.append(_weighted(_assistant(m.get("content"), m.get("tool_calls")), m))
             elif role == "tool":
                 out.append(_tool(m))
             else:
@@ -115,6 +138,75 @@ def user_view(record: dict) -> list[dict]:
                 out.append({"role": "user", "content": text})
         elif role not in ("system", "tool"):
             raise _Skip(f"a message has unknown role {role!r}")
+    return out
+
+
+def _weighted(msg: dict, source: dict) -> dict:
+    if source.get(WEIGHT) == 0:
+        msg[WEIGHT] = 0
+    return msg
+
+
+def untrained_calls(record: dict) -> set[int]:
+    """Positions (0-based, over every tool call of the messages in order, both sides) of the
+    calls that must not be learned: failed by the caller's fault or refused by a precondition
+    (UNTRAINED_ERRORS), or that broke a policy check. The record's `calls` say it (they are
+    derived from the messages, and `eigen verify` checks that); a record without them is read
+    from its tool messages' wording."""
+    from runtime.env.rules import error_category
+
+    messages = _messages(record.get("messages"))
+    calls = record.get("calls") if isinstance(record.get("calls"), list) else []
+    tool_calls = [tc for m in messages for tc in (m.get("tool_calls") or []) if isinstance(tc, dict)]
+    if len(calls) != len(tool_calls) or not all(isinstance(c, dict) for c in calls):
+        results: dict[str, dict] = {}
+        for m in messages:
+            if m.get("role") == "tool" and isinstance(m.get("tool_call_id"), str):
+                results.setdefault(m["tool_call_id"], m)
+        calls = []
+        for tc in tool_calls:
+            result = results.get(tc.get("id"), {})
+            text = result.get("content") if isinstance(result.get("content"), str) else ""
+            name = str((tc.get("function") or {}).get("name") or "")
+            failed = text.startswith("Error: ")
+            calls.append({"ok": not failed, "error": (result.get("error") or error_category(text, name, None))
+                          if failed else None, "violations": []})
+    return {i for i, c in enumerate(calls)
+            if (not c.get("ok") and c.get("error") in UNTRAINED_ERRORS) or c.get("violations")}
+
+
+def with_errors(record: dict, errors: str = "mask") -> list[dict]:
+    """The record's messages with its erroneous turns (untrained_calls, and assistant messages
+    a repair marked `"trainable": false`) marked `weight: 0` (mask) or removed with their tool
+    results (drop); unchanged for keep. See the module docstring."""
+    if errors not in ERRORS:
+        raise ExportError(f"unknown errors mode {errors!r} (one of {', '.join(ERRORS)})")
+    messages = _messages(record.get("messages"))
+    if errors == "keep":
+        return messages
+    bad = untrained_calls(record)
+    out: list[dict] = []
+    dropped: list[str] = []  # ids of dropped calls whose results are still to come
+    position = 0
+    for m in messages:
+        if m.get("role") == "tool" and m.get("tool_call_id") in dropped:
+            dropped.remove(m["tool_call_id"])
+            continue
+        calls = [tc for tc in (m.get("tool_calls") or []) if isinstance(tc, dict)]
+        wrong = {position + j for j in range(len(calls))} & bad
+        marked = m.get("trainable") is False and m.get("role") == "assistant"
+        position += len(calls)
+        if not wrong and not marked:
+            out.append(m)
+        elif errors == "mask":
+            out.append({**m, WEIGHT: 0})
+        else:
+            gone = [tc for j, tc in enumerate(calls) if marked or position - len(calls) + j in bad]
+            dropped += [tc.get("id") for tc in gone]
+            kept = [tc for tc in calls if tc not in gone]
+            text = m.get("content")
+            if kept or (isinstance(text, str) and text.strip() and not marked):
+                out.append({**m, "tool_calls": kept} if kept else {k: v for k, v in m.items() if k != "tool_calls"})
     return out
 
 
@@ -189,27 +281,34 @@ def _tools(schemas: Any) -> list[dict]:
     return out
 
 
-def view_of(record: dict, role: str) -> tuple[list[dict], list[dict]]:
-    """(messages, tools) of one record in one view, checked; raises _Skip."""
+def view_of(record: dict, role: str, errors: str = "mask") -> tuple[list[dict], list[dict]]:
+    """(messages, tools) of one record in one view, its erroneous turns handled as `errors`
+    says, checked; raises _Skip."""
+    raw = with_errors(record, errors)
     if role == "user":
-        messages, tools = user_view(record), _tools(record.get("user_tools"))
+        messages, tools = user_view(record, raw), _tools(record.get("user_tools"))
     else:
-        messages, tools = agent_view(record.get("messages")), _tools(record.get("tools"))
+        messages, tools = agent_view(raw), _tools(record.get("tools"))
     problems = link_problems(messages)
     if problems:
         raise _Skip(problems[0])
-    if not any(m["role"] == "assistant" for m in messages):
+    if not any(m["role"] == "assistant" and m.get(WEIGHT) != 0 for m in messages):
         raise _Skip("no assistant turn to learn from")
     return messages, tools
+
+
+def untrained_turns(messages: list[dict]) -> int:
+    return sum(1 for m in messages if m.get(WEIGHT) == 0)
 
 
 def to_sharegpt(messages: list[dict], tools: list[dict]) -> dict:
     """One openai-view dialog in LLaMA-Factory's sharegpt-with-tools layout."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-    turns: list[list[str]] = []  # [from, value]
+    turns: list[list[Any]] = []  # [from, value, weight]
     for i, m in enumerate(messages):
+        weight = 0 if m.get(WEIGHT) == 0 else 1
         if m["role"] == "user":
-            turns.append(["human", m["content"]])
+            turns.append(["human", m["content"], 1])
         elif m["role"] == "assistant" and m.get("tool_calls"):
             results = {}  # the results right after this message (ids may recur later)
             for r in messages[i + 1:]:
@@ -222,27 +321,28 @@ def to_sharegpt(messages: list[dict], tools: list[dict]) -> dict:
                 except ValueError:
                     args = c["function"]["arguments"]
                 turns.append(["function_call", json.dumps({"name": c["function"]["name"], "arguments": args},
-                                                          ensure_ascii=False)])
-                turns.append(["observation", results[c["id"]]])
+                                                          ensure_ascii=False), weight])
+                turns.append(["observation", results[c["id"]], 1])
         elif m["role"] == "assistant":
-            turns.append(["gpt", m["content"]])
+            turns.append(["gpt", m["content"], weight])
     odd, even = ("human", "observation"), ("gpt", "function_call")
-    merged: list[list[str]] = []
-    for tag, value in turns:
+    merged: list[list[Any]] = []
+    for tag, value, weight in turns:
         if merged and merged[-1][0] == tag and tag in ("human", "gpt"):
             merged[-1][1] += "\n\n" + value
+            merged[-1][2] = min(merged[-1][2], weight)  # never learn a wrong turn merged into a right one
         elif merged and (merged[-1][0] in odd) == (tag in odd):
             raise _Skip(f"{merged[-1][0]} followed by {tag}: cannot alternate in sharegpt")
         else:
-            merged.append([tag, value])
+            merged.append([tag, value, weight])
     if merged and merged[0][0] in even:
-        merged.insert(0, ["human", START_CUE])
+        merged.insert(0, ["human", START_CUE, 1])
     while merged and merged[-1][0] in odd:
         merged.pop()
     if not merged:
         raise _Skip("no model turn left in sharegpt form")
-    return {"conversations": [{"from": t, "value": v} for t, v in merged], "system": system,
-            "tools": json.dumps([t["function"] for t in tools], ensure_ascii=False)}
+    return {"conversations": [{"from": t, "value": v, **({WEIGHT: 0} if w == 0 else {})} for t, v, w in merged],
+            "system": system, "tools": json.dumps([t["function"] for t in tools], ensure_ascii=False)}
 
 
 def _intent(record: dict) -> str:
@@ -261,23 +361,35 @@ def _level(record: dict) -> str:
 
 
 def export_run(run_dir: Path | str, fmt: str, role: str = "agent", out: Path | str = "export.jsonl",
-               problems: list[str] | None = None) -> int:
+               problems: list[str] | None = None, errors: str = "mask", stats: dict | None = None) -> int:
     """Write the accepted instances of `run_dir` to `out`; the number of records written.
-    Skipped records (and unreadable lines) are described in `problems` when given."""
+    Skipped records (and unreadable lines) are described in `problems` when given; `stats`
+    gets `untrained` (turns marked weight 0) and `dropped` (tool calls removed)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     if role not in ROLES:
         raise ExportError(f"unknown role {role!r} (agent or user)")
+    if errors not in ERRORS:
+        raise ExportError(f"unknown errors mode {errors!r} (one of {', '.join(ERRORS)})")
+    stats = stats if stats is not None else {}
+    stats.update(untrained=0, dropped=0)
     path, _ = open_run_dir(run_dir)
     problems = problems if problems is not None else []
     rows = []
     for line in read_lines(path / INSTANCES):
-        if line.record is None:
+        if line.torn:
             problems.append(f"line {line.number}: {line.error}")
             continue
+        problem = line.error if line.record is None else record_problem(line.record, accepted=True)
+        if problem:
+            raise DamagedRunDir(f"{path / INSTANCES}:{line.number}: {problem}; the run directory is damaged, "
+                                "nothing exported")
         rec = line.record
         try:
-            messages, tools = view_of(rec, role)
+            messages, tools = view_of(rec, role, errors)
+            stats["untrained"] += untrained_turns(messages)
+            if errors == "drop":
+                stats["dropped"] += len(untrained_calls(rec))
             if fmt == "openai":
                 rows.append({"messages": messages, "tools": tools, "parallel_tool_calls": False})
             elif fmt == "sharegpt":

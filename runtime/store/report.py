@@ -6,6 +6,10 @@ timings, no paths outside the directory). Histograms are `{value: count}` object
 order. Acceptance per stage: a stage is a node id; `reached` counts the instances whose trace
 contains it (or that were rejected there), `rejected` those rejected there.
 Rejection reasons are grouped by their leading `check: rule` prefix (see `reason_group`).
+Crashed instances (a record with `crash`: a Python exception in a tool, generator, recipe or
+worker) are counted apart from rejections: per stage, per exception type, with the files
+holding their tracebacks. report.html also shows a sample of the instances themselves
+(report_page.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .run_store import crash_file, is_crash
 from .verify import INSTANCES, REJECTED, open_run_dir, read_records
 
 IDENTITY = ("format", "workflow", "workflow_hash", "domain", "domain_hash", "prompts", "backend",
@@ -24,6 +29,7 @@ IDENTITY = ("format", "workflow", "workflow_hash", "domain", "domain_hash", "pro
 LEVELS = ("easy", "medium", "hard")
 EXAMPLES = 3
 TOP_SEQUENCES = 10
+CRASH_LISTED = 200  # crashed instances listed one by one (all are counted)
 _LABEL = re.compile(r"[\w#.\-\[\] ]{1,40}\Z")
 _NUMBER = re.compile(r"(?<![\w#])\d+(?!\w)")
 
@@ -106,13 +112,20 @@ def _index(record: dict) -> int:
 
 def build_report(run_dir: Path | str) -> dict:
     """The report of a run directory as JSON-ready data."""
+    return _build(run_dir)[0]
+
+
+def _build(run_dir: Path | str) -> tuple[dict, list[dict], list[dict]]:
+    """(the report, the accepted records, the rejected ones with the crashed ones)."""
     path, manifest = open_run_dir(run_dir)
-    accepted, bad_accepted = read_records(path / INSTANCES)
-    rejected, bad_rejected = read_records(path / REJECTED)
-    n_acc, n_rej = len(accepted), len(rejected)
+    accepted, bad_accepted = read_records(path / INSTANCES, accepted=True)
+    not_accepted, bad_rejected = read_records(path / REJECTED, accepted=False)
+    crashed = [r for r in not_accepted if is_crash(r)]
+    rejected = [r for r in not_accepted if not is_crash(r)]
+    n_acc, n_rej, n_crash = len(accepted), len(rejected), len(crashed)
 
     # acceptance per stage: stages in the order instances first reach them
-    everything = sorted([(_index(r), 0, r) for r in accepted] + [(_index(r), 1, r) for r in rejected],
+    everything = sorted([(_index(r), 0, r) for r in accepted] + [(_index(r), 1, r) for r in not_accepted],
                         key=lambda t: (t[0], t[1]))
     order: list[str] = []
     reached: Counter = Counter()
@@ -125,9 +138,10 @@ def build_report(run_dir: Path | str) -> dict:
             prev = s
         reached.update(stages)
     rejected_at = Counter(str(r.get("stage", "?")) for r in rejected)
-    order += sorted(s for s in rejected_at if s not in order)
-    stages = [{"stage": s, "reached": reached[s], "rejected": rejected_at[s],
-               "acceptance": _rate(reached[s] - rejected_at[s], reached[s])} for s in order]
+    crashed_at = Counter(str(r.get("stage", "?")) for r in crashed)
+    order += sorted(s for s in rejected_at + crashed_at if s not in order)
+    stages = [{"stage": s, "reached": reached[s], "rejected": rejected_at[s], "crashed": crashed_at[s],
+               "acceptance": _rate(reached[s] - rejected_at[s] - crashed_at[s], reached[s])} for s in order]
 
     rejections = []
     for s in [s for s in order if rejected_at[s]]:
@@ -155,20 +169,22 @@ def build_report(run_dir: Path | str) -> dict:
     personas = {k: _by_count(Counter(str(_first(r, ("persona", k), ("task", "persona", k))) for r in accepted))
                 for k in ("tone", "expertise")}
     intents: dict[str, dict[str, int]] = {}
-    for which, records in (("accepted", accepted), ("rejected", rejected)):
+    for which, records in (("accepted", accepted), ("rejected", not_accepted)):
         for r in records:
             entry = intents.setdefault(_intent(r) or "(unknown)", {"accepted": 0, "rejected": 0})
             entry[which] += 1
     intents = dict(sorted(intents.items(), key=lambda kv: (-kv[1]["accepted"] - kv[1]["rejected"], kv[0])))
     sequences = Counter(tuple(str(c.get("name")) for c in _calls(r)) for r in accepted)
 
-    return {
+    attempted = n_acc + n_rej + n_crash
+    report = {
         "run": {k: manifest.get(k) for k in IDENTITY if k in manifest},
-        "counts": {"accepted": n_acc, "rejected": n_rej, "attempted": n_acc + n_rej,
+        "counts": {"accepted": n_acc, "rejected": n_rej, "crashed": n_crash, "attempted": attempted,
                    "manifest": manifest.get("counts"),
                    "unreadable_lines": {INSTANCES: bad_accepted, REJECTED: bad_rejected}},
-        "acceptance": {"overall": _rate(n_acc, n_acc + n_rej), "stages": stages},
+        "acceptance": {"overall": _rate(n_acc, attempted), "stages": stages},
         "rejections": rejections,
+        "crashes": _crashes(crashed, attempted, path),
         "repair_rounds": _stats(repair),
         "difficulty": _hist([lv for lv in levels if isinstance(lv, str)], LEVELS),
         "calls_per_task": _stats(calls_per_task),
@@ -180,6 +196,45 @@ def build_report(run_dir: Path | str) -> dict:
                       "top": [{"sequence": list(seq), "count": c}
                               for seq, c in sorted(sequences.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SEQUENCES]]},
     }
+    return report, accepted, not_accepted
+
+
+def _crashes(crashed: list[dict], attempted: int, path: Path) -> dict:
+    """Crashes per stage, per exception type, in groups of the same (stage, source, where,
+    type), and one by one (the first CRASH_LISTED) with the file of each traceback."""
+    listed = []
+    groups: dict[tuple[str, str, str, str], dict] = {}
+    for r in sorted(crashed, key=_index):
+        c = r["crash"]
+        stage, source, where, kind = (str(r.get("stage", "?")), str(c.get("source", "?")),
+                                      str(c.get("where", "?")), str(c.get("type", "?")))
+        # the file the store wrote for this index; a record cannot point anywhere else
+        file = crash_file(_index(r)) if _index(r) >= 0 and (path / crash_file(_index(r))).is_file() else None
+        g = groups.setdefault((stage, source, where, kind), {"stage": stage, "source": source, "where": where,
+                                                              "type": kind, "count": 0, "files": []})
+        g["count"] += 1
+        if file and len(g["files"]) < EXAMPLES:
+            g["files"].append(file)
+        if len(listed) < CRASH_LISTED:
+            listed.append({"index": _index(r), "id": str(r.get("id", "?")), "stage": stage, "source": source,
+                           "where": where, "type": kind, "message": str(c.get("message", "")), "file": file})
+    generator = path / "crashes" / "generator.txt"
+    return {"count": len(crashed), "rate": _rate(len(crashed), attempted),
+            "by_stage": _by_count(Counter(str(r.get("stage", "?")) for r in crashed)),
+            "by_type": _by_count(Counter(str(r["crash"].get("type", "?")) for r in crashed)),
+            "by_source": _by_count(Counter(str(r["crash"].get("source", "?")) for r in crashed)),
+            "groups": sorted(groups.values(), key=lambda g: (-g["count"], g["stage"], g["type"], g["where"])),
+            "instances": listed,
+            "generator": "crashes/generator.txt" if generator.is_file() and not generator.is_symlink() else None}
+
+
+def crash_lines(crashes: dict, limit: int = 10) -> list[str]:
+    """The crash summary for a terminal: one line per group, the first files of each."""
+    lines = [f"  {g['stage']}: {g['source']} {g['where']} raised {g['type']} × {g['count']}"
+             + (f"  ({', '.join(g['files'])})" if g["files"] else "") for g in crashes["groups"][:limit]]
+    if len(crashes["groups"]) > limit:
+        lines.append(f"  ... and {len(crashes['groups']) - limit} more kinds (report.json)")
+    return lines
 
 
 def summary_rows(report: dict) -> list[tuple[str, str]]:
@@ -202,6 +257,18 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
     for s in acc["stages"]:
         if s["rejected"]:
             rows.append((f"  rejected at {s['stage']}", f"{s['rejected']} of {s['reached']}"))
+    crashes = report["crashes"]
+    if crashes["count"]:
+        rows.append(("crashed", f"{crashes['count']} ({pct(crashes['rate'])}): "
+                     + ", ".join(f"{k} {v}" for k, v in crashes["by_type"].items())))
+        for s in acc["stages"]:
+            if s["crashed"]:
+                rows.append((f"  crashed at {s['stage']}", f"{s['crashed']} of {s['reached']}"))
+        files = [c["file"] for c in crashes["instances"] if c["file"]]
+        if files:
+            rows.append(("  tracebacks", f"{files[0]}" + (f" and {len(files) - 1} more in crashes/" if len(files) > 1 else "")))
+    if crashes.get("generator"):
+        rows.append(("generator crashed", crashes["generator"]))
     div = report["diversity"]
     rows += [("repair rounds (mean)", num(report["repair_rounds"]["mean"])),
              ("calls per task (mean)", num(report["calls_per_task"]["mean"])),
@@ -218,11 +285,14 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
 
 def write_report(run_dir: Path | str) -> dict:
     """Write report.json, plots/*.png and report.html into the run directory; the report."""
-    report = build_report(run_dir)
+    from .report_page import render_page
+
+    report, accepted, not_accepted = _build(run_dir)
     path = Path(run_dir)
     report["plots"] = _write_plots(report, path / "plots")
     (path / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (path / "report.html").write_text(_render_html(report), encoding="utf-8")
+    (path / "report.html").write_text(render_page(report, summary_rows(report), accepted, not_accepted),
+                                      encoding="utf-8")
     return report
 
 
@@ -270,38 +340,3 @@ def _write_plots(report: dict, folder: Path) -> list[str]:
         fig.savefig(folder / f"{name}.png", format="png", metadata={"Software": None})
         names.append(f"plots/{name}.png")
     return names
-
-
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>eigen report: {{ run.workflow }} / {{ run.domain }}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:4px}code{font-size:90%}</style></head><body>
-<h1>Run report</h1>
-<table>{% for k, v in summary %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
-<h2>Run identity</h2>
-<table>{% for k, v in run.items() %}<tr><th>{{ k }}</th><td><code>{{ v }}</code></td></tr>{% endfor %}</table>
-<h2>Acceptance per stage</h2>
-<table><tr><th>stage</th><th>reached</th><th>rejected</th><th>acceptance</th></tr>
-{% for s in acceptance.stages %}<tr><td>{{ s.stage }}</td><td>{{ s.reached }}</td><td>{{ s.rejected }}</td><td>{{ s.acceptance }}</td></tr>{% endfor %}</table>
-<h2>Rejection reasons</h2>
-{% for st in rejections %}<h3>{{ st.stage }} ({{ st.count }})</h3>
-<table><tr><th>reason</th><th>count</th><th>examples</th></tr>
-{% for g in st.reasons %}<tr><td>{{ g.reason }}</td><td>{{ g.count }}</td><td>{% for e in g.examples %}<div>{{ e }}</div>{% endfor %}</td></tr>{% endfor %}</table>
-{% else %}<p>No rejections.</p>{% endfor %}
-<h2>Diversity</h2>
-<p>{{ diversity.tool_sequences }} distinct tool-call sequences (share {{ diversity.share }}).</p>
-<table><tr><th>sequence</th><th>count</th></tr>{% for s in diversity.top %}<tr><td><code>{{ s.sequence | join(" → ") }}</code></td><td>{{ s.count }}</td></tr>{% endfor %}</table>
-<h2>Intents</h2>
-<table><tr><th>intent</th><th>accepted</th><th>rejected</th></tr>{% for k, v in intents.items() %}<tr><td>{{ k }}</td><td>{{ v.accepted }}</td><td>{{ v.rejected }}</td></tr>{% endfor %}</table>
-<h2>Distributions</h2>
-{% for p in plots %}<img src="{{ p }}" alt="{{ p }}">{% endfor %}
-</body></html>
-"""
-
-
-def _render_html(report: dict) -> str:
-    import jinja2
-
-    env = jinja2.Environment(autoescape=True)
-    return env.from_string(_TEMPLATE).render(summary=summary_rows(report), **report)

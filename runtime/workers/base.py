@@ -36,6 +36,11 @@ class WorkerContext:
     settings: dict = field(default_factory=dict)  # the agent's settings in plan.json
     prompts: dict[str, str] = field(default_factory=dict)  # role → template text
     backend: str = "offline"
+    # what the worker counts about this run of the node: LLM workers' re-asks after an
+    # unparseable answer, and how many re-asked answers were unparseable too (the engine
+    # writes them into the record's provenance, per agent)
+    reasks: int = 0
+    reasks_failed: int = 0
 
 
 class Worker(Protocol):

@@ -154,6 +154,9 @@ def test_model_judge_and_engineer_make_the_learner_better(model_run):
     assert all(start[r].startswith("model") for r in ("judge", "engineer", "planner")), start
     critiques = [c for c in _lines(model_run / "evolution" / "critiques.jsonl") if c["phase"] == 2]
     assert critiques and all(c["judge"] == "model" for c in critiques)  # answers read, no fallback
+    judge = json.loads((model_run / "evolution" / "prompts.json").read_text())["judge"]
+    manifest = json.loads((model_run / "manifest.json").read_text())
+    assert judge == {"judge": "model", "prompt": manifest["prompts"]["judge.prompt"]} and judge["prompt"]
     _assert_improves(model_run)
     _assert_learned(model_run, "model-engineer")
     focus = [v for v in _versions(model_run).values() if v["phase"] == 1]

@@ -18,7 +18,7 @@ from runtime.evolve.critique import (
 )
 from runtime.evolve.engineer import RULES, OfflineEngineer, systematic
 from runtime.evolve.generate import run_evolution
-from runtime.evolve.metrics import batch_metrics, holds
+from runtime.evolve.metrics import CriterionError, batch_metrics, holds
 from runtime.evolve.phases import PILOT_BASE, EvolveOptions
 from runtime.evolve.planner import OfflinePlanner
 from runtime.evolve.prompts import PromptStore, PromptVersion, compose, version_id
@@ -104,7 +104,9 @@ def test_metrics_and_criteria():
     assert m["calls_per_task"] == 2.0 and m["executability"] == 0.5 and m["judge_score"] == 0.5
     assert holds("acceptance_rate >= 0.5 and tool_validity > 0.9", m)
     assert not holds("acceptance_rate > 0.5", m)
-    assert not holds(None, m) and not holds("no_such_metric > 1", m)
+    assert not holds(None, m)
+    with pytest.raises(CriterionError, match="unknown name 'no_such_metric'"):  # an error, not a "no"
+        holds("no_such_metric > 1", m)
 
 
 # ---------------------------------------------------------------- prompt store and engineer
@@ -166,6 +168,8 @@ def test_eigen_plan_writes_a_workflow_that_compiles(tmp_path):
               "--diversity", "4", "--size", "1000", "--difficulty", "hard")
     assert r.returncode == 0, r.stderr
     r = eigen("check", str(tmp_path / "wf" / "workflow.yaml"))
+    assert r.returncode == 1 and "E109" in r.stdout  # the domain folder is outside the workflow's
+    r = eigen("check", str(tmp_path / "wf" / "workflow.yaml"), "--allow-path", MINI)
     assert r.returncode == 0, r.stdout + r.stderr
     text = (tmp_path / "wf" / "workflow.yaml").read_text()
     assert "prompt_sets: 4" in text and "bank support tasks" in text and "batch: 10" in text
@@ -183,6 +187,8 @@ def test_evolution_writes_its_history(evolved):
     assert all(e["stop"] for e in its if e["iteration"] == 2)
     assert log[-1]["event"] == "done" and log[-1]["status"] == "complete"
     store = PromptStore(evo / "prompts.json")
+    manifest = json.loads((evolved / "manifest.json").read_text())
+    assert store.judge == {"judge": "offline", "prompt": manifest["prompts"]["judge.prompt"]}  # which judge
     ids = {(v.set, v.id) for v in store.versions}
     for e in its:  # the prompts an iteration ran with exist, and edits chain parent → child
         assert all((e["set"], vid) in ids for vid in e["prompts"].values())

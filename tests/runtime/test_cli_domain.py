@@ -19,11 +19,11 @@ def test_stats_json_counts_entities_and_tools():
 
 
 def test_call_ok_refused_and_from_a_db_file(tmp_path: Path):
-    ok = eigen("domain", "call", "tests/fixtures/mini", "get_account", '{"account_id": "A001"}')
+    ok = eigen("domain", "call", "tests/fixtures/mini", "get_account", '{"account_id": "A041"}')
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert json.loads(ok.stdout)["content"]["account_id"] == "A001"
+    assert json.loads(ok.stdout)["content"]["account_id"] == "A041"
     refused = eigen("domain", "call", "tests/fixtures/mini", "transfer",
-                    '{"src": "A000", "dst": "A001", "amount": 1e9}')
+                    '{"src": "A265", "dst": "A041", "amount": 1e9}')
     assert refused.returncode == 1 and json.loads(refused.stdout)["error"] == "precondition"
     bad = eigen("domain", "call", "tests/fixtures/mini", "get_acount", "{}")
     out = json.loads(bad.stdout)

@@ -189,6 +189,25 @@ def test_a_second_unparseable_answer_names_both_failures(offline_runner):
     assert len(backend.requests) == 2 and worker.reasks == 1 and worker.reasks_failed == 1
 
 
+def test_re_asks_are_written_into_the_record(offline_runner):
+    from runtime.exec.engine import _prompt_dirs
+    from runtime.workers.llm.workers import LLMRandomPool
+
+    runner, real = offline_runner, offline_runner.workers["RandomPool"]
+    dirs = _prompt_dirs(runner.spec, runner.plan)
+    try:
+        runner.workers["RandomPool"] = LLMRandomPool(Scripted('{"persona": {"name": "Mia", "tone"', SEED_JSON), dirs)
+        assert runner.run(0)["provenance"]["reasks"] == {"RandomPool": {"asked": 1, "failed": 0}}
+        runner.workers["RandomPool"] = LLMRandomPool(Scripted("I would rather not.", "No."), dirs)
+        record = runner.run(1)
+        assert not record["accepted"] and record["stage"] == "RandomPool" and "crash" not in record
+        assert record["provenance"]["reasks"] == {"RandomPool": {"asked": 1, "failed": 1}}
+        runner.workers["RandomPool"] = LLMRandomPool(Scripted(SEED_JSON), dirs)
+        assert "reasks" not in runner.run(2)["provenance"]  # nothing re-asked: nothing written
+    finally:
+        runner.workers["RandomPool"] = real
+
+
 def test_a_good_first_answer_is_not_re_asked(offline_runner):
     backend = Scripted(SEED_JSON)
     worker, ctx = _pool(offline_runner, backend)

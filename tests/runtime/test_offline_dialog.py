@@ -44,7 +44,9 @@ class Domain:
                              round_, settings or {})
 
     def ok(self, name, args, side="agent") -> bool:
-        return self.env.fork().call(name, args, side).ok
+        """The call succeeds and breaks none of its tool's policy checks."""
+        result = self.env.fork().call(name, args, side)
+        return result.ok and not result.violations
 
 
 def _task(rng, intent, objective, known, gold, alternatives=None, say=None, instructions=""):
@@ -162,7 +164,7 @@ def test_dialogues_are_valid_openai_messages_and_artifacts(doms, tasks):
         assert schema.validate(out["FinalState"], ModelT("FinalState")) == []
         msgs = out["Dialog"]["messages"]
         _assert_openai(msgs)
-        assert msgs[0]["content"] == dom.spec.policy
+        assert msgs[0]["content"].startswith(dom.spec.policy.rstrip())  # then the clock
         assert out["Dialog"]["turns"] == sum(1 for m in msgs if m["role"] == "user" and m.get("side") != "user")
         assert out["FinalState"]["initial_hash"] == dom.env.hash()
         seen_user_side += sum(1 for m in msgs if m.get("side") == "user")
@@ -276,9 +278,9 @@ def test_user_phrases_are_confirmations_only_when_meant():
         for options in bank.values():
             assert not any(is_confirmation(o.format(goal="I'd like to cancel X.", items="my id is 7",
                                                     Items="My id is 7")) for o in options)
-    for options in (D.NOVICE, D.SWITCH, D.REPORT):
-        assert not any(is_confirmation(o.format(value="v", key="k", out="ok", items="my id is 7",
-                                                Items="My id is 7")) for o in options)
+    for options in (D.NOVICE, D.SWITCH, D.REPORT, D.ASK_MORE_Q):
+        assert not any(is_confirmation(o.format(change="My id is 7.", out="ok", Items="My id is 7.",
+                                                question="how much?", Question="How much?")) for o in options)
     assert all(is_confirmation(o) for options in D.CONFIRM.values() for o in options)
 
 

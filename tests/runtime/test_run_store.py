@@ -28,7 +28,8 @@ def test_commits_in_order_and_counts(tmp_path):
     assert [json.loads(x)["index"] for x in lines] == [0, 2]
     m = json.loads((tmp_path / "manifest.json").read_text())
     assert m["counts"] == {"attempted": 3, "accepted": 2, "rejected": 1,
-                           "by_stage": {"TaskValidation": 1}} and m["status"] == "complete"
+                           "by_stage": {"TaskValidation": 1}, "crashed": 0,
+                           "crashes_by_stage": {}} and m["status"] == "complete"
 
 
 def test_torn_last_line_is_cut_and_run_resumes(tmp_path):

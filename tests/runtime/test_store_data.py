@@ -22,6 +22,7 @@ from runtime.env import Environment, verifier_from_diff
 from runtime.env.state import MISSING
 from runtime.store.export import START_CUE, export_run, link_problems, user_system_prompt
 from runtime.store.report import build_report, reason_group, write_report
+from runtime.store.run_store import FORMAT, sealed
 from runtime.store.verify import RunDirError, verify_run
 from tests.helpers import eigen
 
@@ -34,7 +35,8 @@ def canonical(record: dict) -> str:
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
-    path.write_text("".join(canonical(r) + "\n" for r in records), encoding="utf-8")
+    """Records as the run store writes them: sealed with their integrity hash."""
+    path.write_text("".join(canonical(sealed(r)) + "\n" for r in records), encoding="utf-8")
 
 
 class Script:
@@ -114,10 +116,15 @@ def rejected_record(name: str, index: int, stage: str, reasons: list[str], trace
 
 
 def manifest(name: str, digest: str, accepted: int, rejected: int) -> dict:
-    return {"format": 1, "workflow": "eigendata", "workflow_hash": "w" * 64, "domain": name,
+    return {"format": FORMAT, "workflow": "eigendata", "workflow_hash": "w" * 64, "domain": name,
             "domain_hash": digest, "prompts": {}, "backend": "offline", "model": None, "seed": SEED,
             "size": SIZE, "n": accepted, "max_attempts": 10, "status": "complete",
             "counts": {"attempted": accepted + rejected, "accepted": accepted, "rejected": rejected}}
+
+
+def _allowed(result) -> bool:
+    """The call succeeds and breaks none of its tool's policy checks."""
+    return result.ok and not result.violations
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +133,10 @@ def airline_run(tmp_path_factory) -> Path:
     assert spec is not None, diags.render()
     digest = domain_hash(spec)
     env = Environment.from_domain(spec, SEED, SIZE)
-    # the first two reservations (by id) that the environment lets us cancel
+    # the first two reservations (by id) that the policy lets us cancel
     db = env.db.to_json()
     cancellable = [rid for rid in sorted(db["reservations"])
-                   if env.fork().call("cancel_reservation", {"reservation_id": rid}).ok][:2]
+                   if _allowed(env.fork().call("cancel_reservation", {"reservation_id": rid}))][:2]
     assert len(cancellable) == 2
     records = []
     personas = [{"name": "Mia", "tone": "polite", "expertise": "novice", "constraints": []},
@@ -197,10 +204,12 @@ def tampered(src: Path, dst: Path, edit) -> Path:
 
 
 def edit_record(i: int, change):
+    """Change record i and reseal it (its integrity hash recomputed): what each test shows is
+    caught by the check it is about (tests/security covers edits that leave the hash stale)."""
     def edit(lines):
         record = json.loads(lines[i])
         change(record)
-        lines[i] = canonical(record)
+        lines[i] = canonical(sealed(record))
         return lines
     return edit
 
@@ -254,7 +263,7 @@ def test_verify_fails_on_verifier_domain_and_order(airline_run, tmp_path):
     result = verify_run(tampered(airline_run, tmp_path / "a", edit_record(0, lie)))
     reasons = result.failures[0].reasons
     assert any(r.startswith("verifier: the assistant never said") for r in reasons), reasons
-    assert any("recorded ok=False, replay ok=True" in r for r in reasons), reasons
+    assert any("calls[1].ok (cancel_reservation): recorded false, the messages say true" in r for r in reasons), reasons
 
     result = verify_run(tampered(airline_run, tmp_path / "b",
                                  edit_record(1, lambda r: r["initial_state"].update(domain_hash="f" * 64))))
@@ -317,7 +326,7 @@ def test_export_user_view(telecom_run, tmp_path):
     assert msgs[1]["content"] == "Hi! How can I help you today?"  # the agent's words, now "user"
     assert msgs[2]["content"].startswith("My phone has no internet")
     assert [c["function"]["name"] for c in msgs[4]["tool_calls"]] == ["toggle_airplane_mode"]
-    assert msgs[5]["tool_call_id"] == msgs[4]["tool_calls"][0]["id"] and "Airplane mode" in msgs[5]["content"]
+    assert msgs[5]["tool_call_id"] == msgs[4]["tool_calls"][0]["id"] and "Airplane Mode" in msgs[5]["content"]
     assert "get_customer_by_phone" not in json.dumps(msgs)  # the agent's tool use is invisible to the user
     assert link_problems(msgs) == []
     assert [t["function"]["name"] for t in row["tools"]] == [t["function"]["name"] for t in record["user_tools"]]
@@ -412,7 +421,8 @@ def test_report_numbers_and_files(airline_run, tmp_path):
     assert report["counts"]["accepted"] == 2 and report["counts"]["rejected"] == 3
     assert report["acceptance"]["overall"] == 0.4
     stages = {s["stage"]: s for s in report["acceptance"]["stages"]}
-    assert stages["TaskValidation"] == {"stage": "TaskValidation", "reached": 5, "rejected": 2, "acceptance": 0.6}
+    assert stages["TaskValidation"] == {"stage": "TaskValidation", "reached": 5, "rejected": 2, "crashed": 0,
+                                        "acceptance": 0.6}
     assert stages["TrajectoryValidation"]["reached"] == 3 and stages["TrajectoryValidation"]["rejected"] == 1
     assert stages["Modify#1"]["reached"] == 1
     assert list(stages)[-3:] == ["Modify#1", "TrajectoryValidation#1", "VerificationFunction"]  # run order

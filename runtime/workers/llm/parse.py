@@ -5,6 +5,9 @@ trailing commas, Python's True/None). We accept all of that, and nothing else: e
 candidate is tried in a fixed order (fenced blocks, the whole text, the first balanced
 object), each as JSON and then as a Python literal; the first object wins. The result is
 checked against the artifact schema, and a failure says what could not be parsed and why.
+Text nested deeper than `MAX_DEPTH` brackets is refused before any parser sees it (no
+artifact is that deep; a parser would recurse on it), and a parser's RecursionError is a
+parse failure like any other.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.S)
 _JSON_WORDS = {"true": "True", "false": "False", "null": "None"}
+MAX_DEPTH = 64  # brackets; the deepest artifact (a Dialog's tool call arguments) needs about 8
+_BRACKETS = re.compile(r"""[\[\]{}()"'\\]""")
 
 
 class ParseError(ValueError):
@@ -110,16 +115,62 @@ def _plain(value: Any) -> Any:
     raise ValueError(f"{type(value).__name__} is not JSON")
 
 
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting (`{[(`) of `text`, strings of either quote skipped: a
+    cheap pass over the bracket, quote and backslash characters only."""
+    depth = deepest = 0
+    quote, skip = None, -1  # skip: the position of a character a backslash escapes
+    for m in _BRACKETS.finditer(text):
+        i, ch = m.start(), m.group()
+        if i == skip:
+            continue
+        if quote:
+            if ch == "\\":
+                skip = i + 1
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "{[(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "}])":
+            depth -= 1
+    return deepest
+
+
+def value_depth(value: Any) -> int:
+    """How deeply a parsed value nests (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if items is not None:
+            deepest = max(deepest, d)
+            stack.extend((x, d + 1) for x in items if isinstance(x, (dict, list)))
+    return deepest
+
+
 def loads_lenient(text: str) -> tuple[Any, str | None]:
-    """(value, None) for JSON or near-JSON text, else (None, why)."""
+    """(value, None) for JSON or near-JSON text, else (None, why). Nothing deeper than
+    MAX_DEPTH gets through: later code (schemas, the engine) may recurse on what it gets."""
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        return None, f"nested {depth} levels deep (at most {MAX_DEPTH})"
     try:
-        return json.loads(text), None
+        value, why = json.loads(text), None
     except ValueError as exc:
-        why = f"not JSON ({exc})"
-    try:
-        return _plain(ast.literal_eval(_pythonish(text))), None
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None, why
+        value, why = None, f"not JSON ({exc})"
+    except RecursionError:  # nested deeper than the interpreter's stack: an answer, not a crash
+        return None, "not JSON (nested too deeply to read)"
+    if why is not None:
+        try:
+            value, why = _plain(ast.literal_eval(_pythonish(text))), None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None, why
+    if value_depth(value) > MAX_DEPTH:
+        return None, f"nested more than {MAX_DEPTH} levels deep"
+    return value, None
 
 
 def extract_object(text: Any) -> dict:

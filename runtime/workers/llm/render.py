@@ -2,7 +2,10 @@
 
 The scope is exactly what `eigen check` checks templates against (eigenlang.catalog
 TEMPLATE_GLOBALS, plus each input artifact under its snake_case name), so a template that
-passes the checker renders. `{% include %}` resolves next to the workflow's prompt files.
+passes the checker renders. Every template renders in eigenlang.templates' sandbox, checked
+or not (a prompt version read back from a run directory, a library caller's text): no Python
+internals, no `lipsum`/`cycler`/`joiner`/`namespace`. `{% include %}` resolves inside the
+workflow's prompt folders only (no absolute names, no `..`, no symlink out of them).
 `tojson` writes compact JSON with sorted keys: prompts carry database entries and artifacts,
 and the spaces would only cost tokens.
 """
@@ -32,16 +35,14 @@ WORLD_CHARS = 6_000
 
 
 def _jinja(dirs: Sequence[str | Path]) -> Any:
-    """One jinja2 environment per set of include folders (templates cached inside it)."""
+    """One sandboxed environment per set of include folders (templates cached inside it)."""
     key = tuple(str(d) for d in dirs)
     with _LOCK:
         env = _ENVS.get(key)
         if env is None:
-            import jinja2
+            from eigenlang.templates import ConfinedLoader, environment
 
-            env = jinja2.Environment(loader=jinja2.FileSystemLoader(list(key)),
-                                     undefined=jinja2.StrictUndefined, autoescape=False,
-                                     keep_trailing_newline=True)
+            env = environment(ConfinedLoader(list(key)))
             env.policies["json.dumps_kwargs"] = {"sort_keys": True, "separators": (",", ":")}
             _ENVS[key] = env
         return env
@@ -146,5 +147,5 @@ def render(ctx: WorkerContext, role: str, inputs: dict[str, dict], seed: int,
         if template is None:
             template = _TEMPLATES[key] = _jinja(dirs).from_string(text)
         return template.render(scope(ctx, inputs, seed)).strip()
-    except jinja2.TemplateError as exc:
+    except jinja2.TemplateError as exc:  # SecurityError (the sandbox said no) is one
         raise WorkerError(f"{role} template does not render: {type(exc).__name__}: {exc}") from None

@@ -29,6 +29,7 @@ STOP_TOKENS = ("###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###")  # τ²-ben
 OPENING = "Hi! How can I help you today?"
 DEFAULT_MAX_TURNS = 30
 DEFAULT_TOOL_ROUNDS = 4  # as eigenlang.catalog's cost estimate assumes
+REASK_ECHO_CHARS = 4000  # of a bad answer, repeated in the re-ask
 
 
 class LLMWorker:
@@ -70,13 +71,15 @@ class LLMWorker:
         except ParseError as exc:
             first = exc
         self._count(failed=False)
-        messages += [{"role": "assistant", "content": c.content or ""},
+        ctx.reasks += 1
+        messages += [{"role": "assistant", "content": echoed(c.content)},
                      {"role": "user", "content": reask_text(type_name, first)}]
         c = self.ask(ctx, messages, json_mode=True, what=f"re-ask for the {type_name}")
         try:
             return parse_artifact(c.content, type_name, defaults=defaults, forced=forced)
         except ParseError as second:
             self._count(failed=True)
+            ctx.reasks_failed += 1
             raise WorkerError(f"unparseable {type_name} from the model, also after one re-ask: "
                               f"first answer: {first}; re-asked answer: {second}") from None
 
@@ -91,6 +94,15 @@ class LLMWorker:
 def answer_only(type_name: str) -> str:
     # the closing line of every JSON request (the scripted test model keys on it too)
     return f"Answer with the {type_name} JSON object only."
+
+
+def echoed(answer: str | None, limit: int = REASK_ECHO_CHARS) -> str:
+    """A bad answer as the re-ask repeats it: whole when short, else its start and a marker
+    (an oversized answer is never sent back: it would cost its size again in the prompt)."""
+    text = answer or ""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
 
 
 def reask_text(type_name: str, problem: ParseError) -> str:
@@ -143,7 +155,7 @@ class LLMUserIntent(LLMWorker):
         from ..offline.intent import user_instructions
 
         seed = inputs["ScenarioSeed"]
-        empty = {"known": {}, "alternatives": {}, "say": {}, "must": [], "must_not": [], "subgoals": [],
+        empty = {"known": {}, "alternatives": {}, "say": {}, "inform": [], "must": [], "must_not": [], "subgoals": [],
                  "expect_feasible": True, "user_instructions": "", "context": seed["context"]}
         # the seed decided who the user is and how hard the task is: the model may not change it
         forced = {"intent": seed["intent"], "persona": seed["persona"], "difficulty": seed["difficulty"]}
@@ -300,7 +312,7 @@ class LLMDialogSynthesis(LLMWorker):
 
         conv = Conversation(self, ctx, inputs)
         conv.run()
-        return {"Dialog": dialog_of(conv.messages, ctx.domain),
+        return {"Dialog": dialog_of(conv.messages, ctx.domain, ctx.env),
                 "FinalState": {"initial_hash": ctx.env.hash(), "hash": conv.env.hash(),
                                "diff": state_diff(ctx.env, conv.env)}}
 
@@ -369,7 +381,7 @@ class LLMModify(LLMWorker):
         _, before = reexecute(dialog["messages"], ctx.env)
         if after.hash() != before.hash():
             raise WorkerError("the repair changes the dialogue's final state")
-        return {"Dialog": dialog_of(messages, ctx.domain)}
+        return {"Dialog": dialog_of(messages, ctx.domain, ctx.env)}
 
 
 class LLMVerificationFunction(LLMWorker):

@@ -4,9 +4,14 @@ turns on a fork of the instance's environment, with real tool calls and real res
 The user opens from the task's objective (vaguely when the task is ambiguous, and the agent
 asks what they need), tells what it `known`s when asked (a novice one item per turn, an expert
 everything at once), may first prefer an `alternatives` value and change its mind when asked
-to confirm, and performs user-side gold calls (telecom) when told to. The agent follows the
-gold path: it asks for what the next call needs, reads, summarises facts from tool outputs,
-asks for an explicit yes before every write (one write per yes), writes and reports.
+to confirm, performs user-side gold calls (telecom) when told to, and sometimes asks a
+follow-up question (what a change costs before saying yes, what was refunded, the new date)
+that the agent answers from the state. The agent follows the gold path: it asks for what the
+next call needs, reads (in any order the information allows, sometimes with an optional
+lookup the policy permits), says what it found in sentences, announces every write with what
+it will do — amounts charged or refunded, fees, new dates, worked out by a dry run and computed
+with the domain's calculator when nobody has seen them yet (effects.py) — asks for an explicit
+yes before every write (one write per yes), writes and reports.
 
 Faults are injected with small probabilities (`FAULT_RATES`) so that the validators have
 real work; `synthesize` returns the list of faults that actually happened.
@@ -15,18 +20,20 @@ real work; `synthesize` returns the list of faults that actually happened.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from runtime.env.rules import dialog_of, is_claim, source_tokens, state_diff, tokens
-from runtime.env.verifier import normalise_text
+from runtime.env.rules import dialog_of, state_diff
+from runtime.env.verifier import normalise_text, said_in
 from runtime.workers.base import WorkerContext, WorkerError
 
+from . import faults as F
+from .effects import Effects, derivation, effects_of, follow_up, money_sentence, total, ungrounded_money
 from .phrases import (
+    ANSWER,
     ASK_FIRST,
     ASK_MORE,
+    ASK_MORE_Q,
     BYE,
     CLARIFY,
     CONFIRM,
@@ -39,7 +46,7 @@ from .phrases import (
     OPEN,
     READ_EMPTY,
     READ_FAIL,
-    READ_OK,
+    REASK,
     RECHECK,
     REPORT,
     SWITCH,
@@ -48,16 +55,20 @@ from .phrases import (
     VAGUE,
     WRITE_FAIL,
     WRITE_OK,
-    cap,
-    describe,
     error_text,
     expertise_of,
-    facts_of,
     goal_sentence,
     keys_words,
+    report_text,
+    tell,
+    tell_all,
     tone_of,
-    words,
 )
+from .lookups import changed_reads, lookups
+from .grounds import Grounds
+from .speech import Announcement, announce, changed_fields, read_note, record_question, unsaid, user_step
+from .steps import Step, calculator, mapping, plan_steps, resolve_known
+from .wording import cap, money, natural, parse, past, words
 
 # Probability that a dialogue gets each fault, drawn independently in this order (about 30%
 # of dialogues get at least one). A fault without an opportunity (no read to break, no other
@@ -69,75 +80,14 @@ FAULT_RATES: dict[str, float] = {
     "ungrounded_claim": 0.08,      # (d) a wrong id/number in the agent's text → grounding
     "wrong_write": 0.03,           # (e) a write on another entity → goal_completion; final
 }
+# How often a dialogue varies within what the policy allows (drawn once per dialogue, after
+# the faults): reads in another order the information permits, an optional lookup (the other
+# kind of search, a record's details), a follow-up question after the work (or, for a payment,
+# before the yes), reading a changed record again after the write.
+STYLE_RATES = {"reorder": 0.5, "lookup": 0.6, "follow_up": 0.4, "ask_before_yes": 0.25, "recheck": 0.3}
+MAX_LOOKUPS = 2
 AMBIGUITY_VAGUE = 0.5   # difficulty.ambiguity from which the user opens without its goal
 DEFAULT_MAX_TURNS = 30
-
-@dataclass
-class Step:
-    """One gold call, with the known keys (param → key) the user must tell first."""
-
-    index: int
-    name: str
-    side: str
-    kind: str
-    arguments: dict
-    keys: dict
-
-
-def gold_list(task: Mapping) -> list[Mapping]:
-    gold = task.get("gold_calls")
-    if not isinstance(gold, list):
-        raise WorkerError("TaskSpec.gold_calls must be a list of {name, arguments, side}")
-    for i, c in enumerate(gold):
-        if not isinstance(c, Mapping) or not isinstance(c.get("name"), str):
-            raise WorkerError(f"TaskSpec.gold_calls[{i}] is not a call {{name, arguments, side}}: {c!r}")
-        if c.get("arguments") is not None and not isinstance(c["arguments"], Mapping):
-            raise WorkerError(f"TaskSpec.gold_calls[{i}].arguments must be an object: {c['arguments']!r}")
-    return gold
-
-
-def resolve_known(task: Mapping) -> tuple[dict, dict, dict]:
-    """(known, alternatives by known key, param → known key). An alternative names a known
-    key, or a parameter of the gold path: then it applies to the known key holding the same
-    value, or to the parameter itself, which the user is asked for like a known fact. One
-    nested in a value (a flight's date) is dropped: no call argument can carry it alone."""
-    known = _mapping(task, "known")
-    params = {p: v for c in gold_list(task) if c.get("side", "agent") != "user"
-              for p, v in (c.get("arguments") or {}).items()}
-    alt, alias = {}, {}
-    for k, first in _mapping(task, "alternatives").items():
-        key = k if k in known else None
-        if key is None and k in params:
-            v = params[k]
-            key = next((j for j, kv in known.items() if kv == v and type(kv) is type(v)), None)
-            if key is None:
-                key, known[k] = k, v
-            else:
-                alias[k] = key
-        if key is not None and first != known[key]:
-            alt[key] = first
-    return known, alt, alias
-
-
-def plan_steps(domain: Any, task: Mapping, known: Mapping, alias: Mapping) -> list[Step]:
-    """The gold calls with, for each, the known keys its arguments come from: a parameter of
-    that name (or alias), else a known id-like string of equal value."""
-    steps = []
-    for i, c in enumerate(gold_list(task)):
-        side = "user" if c.get("side") == "user" else "agent"
-        args = dict(c.get("arguments") or {})
-        spec = ((domain.user_tools if side == "user" else domain.tools) or {}).get(c["name"])
-        keys = {}
-        for p, v in args.items():
-            k = p if p in known else alias.get(p)
-            if k is not None and known[k] == v:
-                keys[p] = k
-            elif isinstance(v, str) and len(v) >= 3:  # small numbers match too much by chance
-                k = next((k for k, kv in known.items() if kv == v), None)
-                if k is not None:
-                    keys[p] = k
-        steps.append(Step(i, c["name"], side, spec.kind if spec else "unknown", args, keys))
-    return steps
 
 
 class Dialogue:
@@ -153,28 +103,41 @@ class Dialogue:
         rates = {**FAULT_RATES, **(params.get("fault_rates") or {})}
         draws = [(k, self.rng.random()) for k in FAULT_RATES]  # always draw all: stable streams
         self.planned = {k for k, r in draws if isinstance(rates.get(k), (int, float)) and r < rates[k]}
+        self.style = {k for k, r in [(k, self.rng.random()) for k in STYLE_RATES] if r < STYLE_RATES[k]}
         self.faults: list[str] = []
-        persona = _mapping(task, "persona")
+        persona = mapping(task, "persona")
         self.tone, self.expertise = tone_of(persona), expertise_of(persona)
-        difficulty = _mapping(task, "difficulty")
+        self.holder = str(persona.get("name") or "")
+        difficulty = mapping(task, "difficulty")
         ambiguity = difficulty.get("ambiguity")
         self.vague = isinstance(ambiguity, (int, float)) and ambiguity >= AMBIGUITY_VAGUE
         prone = difficulty.get("error_prone")
         self.error_prone = [p for p in prone if isinstance(p, str)] if isinstance(prone, list) else []
         self.known, self.alt, alias = resolve_known(task)
-        self.say = _mapping(task, "say")
+        self.say = mapping(task, "say")
         self.steps = plan_steps(self.domain, task, self.known, alias)
         self.switched: set[str] = set()
         self.told: dict[str, Any] = {}
         self.done: set[int] = set()
         self.awaiting: int | None = None    # the write whose confirmation was asked
         self.confirmed: int | None = None   # the write the user said yes to
+        self.announced: dict[str, Announcement] = {}  # write (name + arguments) → its announcement
+        self.question: tuple[str, str] | None = None  # a follow-up the user will ask, and its answer
+        self.before_yes: tuple[str, str] | None = None  # the same, asked before confirming
+        self.asked = False
+        self.lookups = MAX_LOOKUPS if "lookup" in self.style else 0
+        self.called: set[str] = set()
+        self.wrote = False
+        self.calc = calculator(self.domain)
         policy = str(getattr(self.domain, "policy", "") or "")
-        self.messages: list[dict] = [{"role": "system", "content": policy}]
+        now = str(getattr(self.domain, "now", "") or "")  # the clock, said as _domain.j2 says it
+        system = "\n\n".join(p for p in (policy.rstrip(), f"The current time is {now}." if now else "") if p)
+        self.messages: list[dict] = [{"role": "system", "content": system}]
         self.turns = self.n_calls = 0
-        schemas = json.dumps([ctx.env.tool_schemas("agent"), ctx.env.tool_schemas("user")])
-        self.seen = source_tokens([policy, schemas])  # what the agent may state
-        self.outputs: list[str] = []  # strings in successful agent tool outputs, in order
+        self.grounds = Grounds(self.domain, system, ctx.env)  # what the agent may state
+        self.last_record: Mapping | None = None  # the last read's record (a follow-up may ask about it)
+        self.last_effects: Effects | None = None  # what the last write did (likewise)
+        self.effects: dict[str, Effects | None] = {}  # dry runs on the current state (reads keep it)
 
     # ------------------------------------------------------------ driving
 
@@ -184,7 +147,7 @@ class Dialogue:
             request = self.agent(self.user(request))
 
     def dialog(self) -> dict:
-        return dialog_of(self.messages, self.domain)
+        return dialog_of(self.messages, self.domain, self.ctx.env)
 
     def final_state(self) -> dict:
         return {"initial_hash": self.ctx.env.hash(), "hash": self.env.hash(),
@@ -203,15 +166,13 @@ class Dialogue:
     def value(self, key: str) -> Any:
         return self.alt[key] if key in self.alt and key not in self.switched else self.known[key]
 
-    def phrase(self, key: str, value: Any) -> str:
-        if key in self.say and value == self.known.get(key):
-            return str(self.say[key])
-        if isinstance(value, list):
-            return ", ".join(v if isinstance(v, str) else json.dumps(v) for v in value)
-        return value if isinstance(value, str) else json.dumps(value)
+    def fact(self, key: str, value: Any) -> tuple[str, Any, str | None]:
+        """(key, value, the recipe's phrasing when it is the value the user means)."""
+        say = self.say.get(key) if value == self.known.get(key) else None
+        return key, value, str(say) if say is not None else None
 
     def items(self, keys: Sequence[str]) -> str:
-        return " and ".join(f"my {words(k)} is {self.phrase(k, self.value(k))}" for k in keys)
+        return tell_all([self.fact(k, self.value(k)) for k in keys])
 
     def user(self, request: tuple) -> dict:
         kind, payload = request[0], {}
@@ -220,38 +181,47 @@ class Dialogue:
         elif kind in ("open", "clarify"):
             goal = goal_sentence(self.task.get("objective") or "")
             # values the objective already names count as told; an expert tells everything
-            told = [k for k, v in self.known.items()
-                    if len(str(v)) >= 4 and str(v) in goal and v == self.value(k)]
+            said = normalise_text(goal)
+            told = [k for k, v in self.known.items() if v == self.value(k) and any(
+                len(x) >= 4 and said_in(x, said) for x in (str(v), natural(v), str(self.say.get(k) or "")))]
             extra = [k for k in self.known if k not in told] if self.expertise == "expert" else []
             text = goal if kind == "clarify" else self.pick(OPEN).format(goal=goal)
             if extra:
-                text += " " + cap(self.items(extra)) + "."
+                text += " " + self.items(extra)
             payload = {"info": {k: self.value(k) for k in told + extra}}
         elif kind == "keys":
             give = request[1][:1] if self.expertise == "novice" else request[1]
-            items = self.items(give)
             bank = NOVICE if self.expertise == "novice" else INFO
-            text = cap(self.pick(bank).format(items=items, Items=cap(items)))
+            text = self.pick(bank).format(Items=self.items(give))
             payload = {"info": {k: self.value(k) for k in give}}
         elif kind in ("confirm", "recheck"):
             pending = [k for k in self.alt if k not in self.switched and (kind == "confirm" or k in request[1])]
             if pending:
                 key = pending[0]
                 self.switched.add(key)
-                text = self.pick(SWITCH).format(value=self.phrase(key, self.known[key]), key=words(key))
+                change = cap(tell(*self.fact(key, self.known[key]))) + "."
+                text = self.pick(SWITCH).format(change=change)
                 payload = {"info": {key: self.known[key]}, "switch": key}
+            elif kind == "confirm" and self.before_yes is not None:
+                (question, answer), self.before_yes = self.before_yes, None
+                text, payload = question, {"answer": answer, "again": request[1]}
             else:
                 text, payload = self.pick(CONFIRM), {"confirm": True}
         elif kind == "instruct":
             step = self.steps[request[1]]
             result = self.call(step.name, step.arguments, "user")
-            out = result.content if len(result.content) <= 200 else result.content[:197] + "..."
-            text, payload = self.pick(REPORT).format(out=out), {"performed": request[1]}
+            text, payload = self.pick(REPORT).format(out=report_text(result.content)), {"performed": request[1]}
+        elif kind == "final" and self.question is not None and not self.asked:
+            self.asked = True
+            question, answer = self.question
+            lower = question if question.startswith("I ") else question[:1].lower() + question[1:]
+            text = self.pick(ASK_MORE_Q).format(question=lower, Question=question)
+            payload = {"answer": answer}
         else:
             text, payload = self.pick(BYE), {"bye": True}
         self.messages.append({"role": "user", "content": text})
         self.turns += 1
-        self.seen.update(source_tokens([text]))
+        self.grounds.learn(text)
         return payload
 
     # ------------------------------------------------------------ the agent
@@ -263,6 +233,10 @@ class Dialogue:
         if p.get("vague"):
             self.say_(self.pick(CLARIFY))
             return ("clarify",)
+        if "answer" in p:  # a follow-up question: answered from the state, then back to work
+            if "again" in p:
+                return self.ask([p["answer"]], self.pick(REASK), ("confirm", p["again"]))
+            return self.ask([p["answer"]], self.pick(FINAL), ("final",))
         notes: list[str] = []
         self.told.update(p.get("info") or {})
         if "switch" in p:  # redo what used the old value, and ask again
@@ -277,7 +251,23 @@ class Dialogue:
         return self.work(notes)
 
     def next_step(self) -> Step | None:
-        return next((s for s in self.steps if s.index not in self.done), None)
+        """The next gold step; among reads the information already allows (their arguments
+        told by the user or seen in an output), any one when this dialogue varies its order."""
+        pending = [s for s in self.steps if s.index not in self.done]
+        if not pending:
+            return None
+        first = pending[0]
+        agent_steps = [s for s in self.steps if s.side == "agent"]
+        if "reorder" not in self.style or not agent_steps or agent_steps[0].index not in self.done:
+            return first
+        run = []
+        for s in pending:
+            if s.side != "agent" or s.kind != "read":
+                break
+            run.append(s)
+        ready = [s for s in run if all(k in self.told for k in s.keys.values())
+                 and all(self.grounded(natural(v)) for p, v in s.arguments.items() if p not in s.keys)]
+        return ready[self.rng.randrange(len(ready))] if len(ready) > 1 else first
 
     def args(self, step: Step) -> dict:
         return {p: (self.told[step.keys[p]] if p in step.keys else v) for p, v in step.arguments.items()}
@@ -288,20 +278,22 @@ class Dialogue:
             if step is None:
                 break
             if step.side == "user":
-                return self.ask(notes, self.pick(INSTRUCT).format(action=self.action(step.name, step.arguments)),
-                                ("instruct", step.index))
+                action = user_step(self.domain, self.env, step.name, step.arguments, self.grounded)
+                return self.ask(notes, self.pick(INSTRUCT).format(action=action), ("instruct", step.index))
             missing = [k for k in dict.fromkeys(step.keys.values()) if k not in self.told]
             if missing:
-                bank = ASK_MORE if self.told else ASK_FIRST
-                return self.ask(notes, self.pick(bank).format(keys=keys_words(missing)), ("keys", missing))
+                text = self.pick(ASK_MORE if self.told else ASK_FIRST).format(keys=keys_words(missing, self.known))
+                if notes:  # the notes already thanked or answered: no second "Thanks."
+                    lead, _, rest = text.partition(". ")
+                    text = cap(rest) if lead in ("Thanks", "Thank you", "Got it") and rest else text
+                return self.ask(notes, text, ("keys", missing))
             args = self.args(step)
             if step.kind == "write" and self.confirmed != step.index:
                 self.bad_read()
                 pending_alt = any(k not in self.switched for k in self.alt)
                 if not (self.want("unconfirmed_write") and not pending_alt):
-                    text = self.pick(CONFIRM_ASK).format(action=self.action(step.name, args))
                     self.awaiting = step.index
-                    return self.ask(notes, text, ("confirm", step.index))
+                    return self.ask(notes, self.announce(step, args, pending_alt), ("confirm", step.index))
                 self.faults.append("unconfirmed_write")
             result = self.execute(step, args)
             self.done.add(step.index)
@@ -310,11 +302,73 @@ class Dialogue:
             alt_keys = [k for k in step.keys.values() if k in self.alt and k not in self.switched]
             if not result.ok and step.kind != "write" and alt_keys:
                 self.done.discard(step.index)
-                text = RECHECK.format(error=error_text(result.content), keys=keys_words(alt_keys))
+                text = RECHECK.format(error=error_text(result.content), keys=keys_words(alt_keys, self.known))
                 return self.ask(notes, text, ("recheck", alt_keys))
-            notes.append(self.note(step, args, result, notes))
+            note = self.note(step, args, result, notes)
+            notes.insert(0, note) if note.startswith("Thank you, ") else notes.append(note)
+            if result.ok and step.kind == "read" and not self.wrote:
+                self.look_further(step.name, result.content, notes)
+            if result.ok and step.kind == "write" and "recheck" in self.style:
+                self.read_again(notes)
         self.bad_read()
+        notes += self.answer(notes)
+        if self.question is None and "follow_up" in self.style:  # asked once the work is done
+            self.question = follow_up(self.last_effects, self.grounded, self.rng) if self.last_effects \
+                else self.about_record()
         return self.ask(notes, self.pick(FINAL), ("final",))
+
+    def announce(self, step: Step, args: dict, pending_alt: bool) -> str:
+        """The confirmation question for a write: the action, its details and what it will do;
+        amounts nobody has seen yet are computed first. A customer may ask about the money
+        before saying yes: then it is said in the answer."""
+        ann = self.prepare(step.name, args)
+        money = ann.effects.money if ann.effects else []
+        ask_first = bool(money) and "ask_before_yes" in self.style and not pending_alt \
+            and all(self.grounded(money_sentence(m)) for m in money)
+        if ask_first:
+            question = self.pick(["How much will that cost me?", "Is there anything to pay, or anything coming back?",
+                                  "What happens with the money?"]) if any(m.amount > 0 for m in money) \
+                else self.pick(["How much will be refunded?", "How much do I get back, and where?"])
+            self.before_yes = (question, ann.text())
+        effects = ann.text(with_money=not ask_first)
+        return self.pick(CONFIRM_ASK).format(action=ann.phrase, effects=effects + " " if effects else "")
+
+    def prepare(self, name: str, args: dict) -> Announcement:
+        key = name + json.dumps(args, sort_keys=True)  # worked out again: more may be grounded now
+        effects = self.effects_of(name, args)
+        extra: list[str] = []
+        if effects is not None:
+            for m in ungrounded_money(effects, self.grounded):
+                how = derivation(m, effects.diff, args, self.grounds.seen_number)
+                if how is None:
+                    continue
+                if self.calc:  # work it out with the calculator, then it can be said
+                    self.call(self.calc, {"expression": how[0]})
+                elif self.grounded(how[1]):
+                    m.stated = how[1]
+            refunds = [m for m in effects.money if m.amount < 0 and m.method]
+            expression = total(refunds)
+            if self.calc and expression and all(self.grounded(money_sentence(m)) for m in refunds):
+                if self.calc + json.dumps({"expression": expression}) not in self.called:
+                    self.call(self.calc, {"expression": expression})  # the refund total, said as well
+                extra.append(f"That is {money(sum(m.amount for m in refunds))} back in total.")
+        ann = announce(self.domain, self.env, name, args, self.grounded, effects)
+        ann.said += [s for s in extra if self.grounded(s)]
+        self.announced[key] = ann
+        return ann
+
+    def answer(self, notes: Sequence[str]) -> list[str]:
+        """The values the user asked for (TaskSpec.inform) that no message of the agent's
+        has stated yet, said once the path is done."""
+        said = [str(m.get("content") or "") for m in self.messages if m.get("role") == "assistant"]
+        untold = unsaid(self.task.get("inform") or [], said + list(notes))
+        return [ANSWER.format(values=", ".join(untold))] if untold else []
+
+    def about_record(self) -> tuple[str, str] | None:
+        """A follow-up about the record the user asked after (a question task)."""
+        said = " ".join(str(m.get("content") or "") for m in self.messages)
+        asked = record_question(self.last_record, said, self.rng)
+        return asked if asked is not None and self.grounded(asked[1]) else None
 
     def ask(self, notes: list[str], text: str, request: tuple) -> tuple:
         self.say_(" ".join(notes + [text]))
@@ -322,26 +376,58 @@ class Dialogue:
 
     def say_(self, text: str) -> None:
         if self.want("ungrounded_claim"):
-            text = self.misstate(text)
+            wrong = F.misstate(text, self.rng, self.seen)
+            if wrong is not None:
+                self.faults.append("ungrounded_claim")
+                text = wrong
         self.messages.append({"role": "assistant", "content": text})
 
-    def grounded(self, text: str) -> bool:
-        return all(norm in self.seen for _, _, _, norm in tokens(text) if is_claim(norm))
+    @property
+    def seen(self) -> dict[str, str]:
+        return self.grounds.seen
 
-    def action(self, name: str, args: Mapping) -> str:
-        return describe(name, args, self.grounded)
+    def grounded(self, text: str) -> bool:
+        return self.grounds.grounded(text)
+
+    def effects_of(self, name: str, args: Mapping) -> Effects | None:
+        """What a write would do now (a dry run, kept until the state changes)."""
+        key = name + json.dumps(args, sort_keys=True)
+        if key not in self.effects:
+            self.effects[key] = effects_of(self.env, name, args)
+        return self.effects[key]
+
+    def focus(self) -> list[str]:
+        """What a read should mention: the fields the coming writes change, and the keys of
+        the values the user asked for."""
+        fields: list[str] = []
+        for s in self.steps:
+            if s.kind == "write" and s.side == "agent" and s.index not in self.done:
+                fields += changed_fields(self.effects_of(s.name, s.arguments))
+        return fields
 
     def note(self, step: Step, args: Mapping, result: Any, notes: Sequence[str]) -> str:
         if step.kind == "write":
+            ann = self.announced.get(step.name + json.dumps(args, sort_keys=True)) \
+                or announce(self.domain, self.ctx.env, step.name, args, self.grounded)
             if not result.ok:
                 return WRITE_FAIL.format(action=words(step.name), error=error_text(result.content))
-            facts = facts_of(result.content)
-            return self.pick(WRITE_OK).format(action=words(step.name), facts=facts or "no further details")
+            self.wrote = True
+            self.last_effects = ann.effects or self.last_effects
+            return self.pick(WRITE_OK).format(action=past(ann.action))
         if not result.ok:
             return READ_FAIL.format(error=error_text(result.content))
-        facts = facts_of(result.content)
-        used = [o for o in READ_OK if any(n.startswith(o.split("{")[0]) for n in notes)]
-        return self.pick(READ_OK, used).format(facts=facts) if facts else READ_EMPTY
+        return self.read_note(step.name, args, result.content, notes)
+
+    def read_note(self, name: str, args: Mapping, content: str, notes: Sequence[str]) -> str:
+        value = parse(content)
+        focus = self.focus()
+        if isinstance(value, Mapping):
+            self.last_record = value
+            inform = {normalise_text(str(v)) for v in self.task.get("inform") or []}
+            focus += [k for k, v in value.items() if normalise_text(str(v)) in inform]
+        used = [n for n in notes]
+        text = read_note(name, args, content, focus, self.holder, lambda bank: self.pick(bank, used))
+        return text if self.grounded(text) else READ_EMPTY
 
     # ------------------------------------------------------------ tool calls and faults
 
@@ -356,24 +442,53 @@ class Dialogue:
             self.messages.append({"role": "tool", "tool_call_id": cid, "name": name,
                                   "content": result.content, "side": "user"})
             return result
+        self.called.add(name + json.dumps(args, sort_keys=True))
         self.messages.append({"role": "assistant", "content": None, "tool_calls": [tc]})
         self.messages.append({"role": "tool", "tool_call_id": cid, "name": name, "content": result.content})
-        self.seen.update(source_tokens([result.content]))
-        if result.ok:
-            try:
-                self.outputs += [s for s in _strings(json.loads(result.content)) if s not in self.outputs]
-            except ValueError:
-                pass
+        if result.ok and self.domain.tools.get(name) is not None and self.domain.tools[name].kind == "write":
+            self.effects.clear()  # the state changed: dry runs are stale
+        self.grounds.learn(result.content, output=result.ok)
         return result
+
+    def look_further(self, name: str, content: str, notes: list[str]) -> None:
+        """An optional lookup the policy allows after a read: the same search of the other
+        kind, or the details of something the read listed; it must succeed and break no
+        policy check. At most MAX_LOOKUPS a dialogue, none after a write."""
+        if self.lookups <= 0 or self.rng.random() < 0.4:
+            return
+        pending = {s.name + json.dumps(s.arguments, sort_keys=True) for s in self.steps if s.index not in self.done}
+        options = [c for c in lookups(self.domain, name, self.steps, content)
+                   if c[0] + json.dumps(c[1], sort_keys=True) not in self.called | pending]
+        self.rng.shuffle(options)
+        known = {m["content"] for m in self.messages if m.get("role") == "tool" and m.get("side") != "user"}
+        for tool, args in options[:6]:
+            trial = self.env.fork().call(tool, args)
+            if trial.ok and not trial.violations and trial.content not in known:  # it tells something new
+                result = self.call(tool, args)
+                notes.append(self.read_note(tool, args, result.content, notes))
+                self.lookups -= 1
+                return
+
+    def read_again(self, notes: list[str]) -> None:
+        """Look once more, after a write, at a record read before it that the write changed
+        (once a dialogue)."""
+        self.style.discard("recheck")
+        options = changed_reads(self.domain, self.env, self.messages)
+        if options:
+            tool, read = options[self.rng.randrange(len(options))]
+            result = self.call(tool, read)
+            if result.ok:
+                notes.append(self.pick(["I've looked at it again.", "Let me check the result."]) + " "
+                             + self.read_note(tool, read, result.content, notes))
 
     def execute(self, step: Step, args: dict) -> Any:
         if step.kind == "read" and self.want("recovered_bad_call"):  # (b)
-            bad = self.corrupt(step.name, args, ("type", "misspell"))
+            bad = F.corrupt(self.env, self.rng, step.name, args, ("type", "misspell"), self.error_prone)
             if bad is not None:
                 self.call(step.name, bad)
                 self.faults.append("recovered_bad_call")
         if step.kind == "write" and self.want("wrong_write"):  # (e)
-            other = self.other_entity(step.name, args)
+            other = F.other_entity(self.env, self.rng, step.name, args, self.grounds.outputs)
             if other is not None:
                 args = other
                 self.faults.append("wrong_write")
@@ -390,104 +505,11 @@ class Dialogue:
         for step in self.steps:
             if step.index in self.done and step.side == "agent" and step.kind == "read" \
                     and step.arguments and step.name not in later:
-                bad = self.corrupt(step.name, self.args(step), ("type",))
+                bad = F.corrupt(self.env, self.rng, step.name, self.args(step), ("type",), self.error_prone)
                 if bad is not None:
                     self.call(step.name, bad)
                     self.faults.append("unrecovered_bad_read")
                     return
-
-    def corrupt(self, name: str, args: Mapping, kinds: tuple[str, ...]) -> dict | None:
-        """Arguments with one wrong type or misspelt value (preferring error-prone params)
-        that the environment rejects (a schema error when only types are allowed)."""
-        scalar = [p for p, v in args.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
-        params = [p for p in scalar if p in self.error_prone] or scalar
-        for _ in range(4):
-            if not params:
-                return None
-            p = params[self.rng.randrange(len(params))]
-            v, kind = args[p], kinds[self.rng.randrange(len(kinds))]
-            if kind == "misspell" and isinstance(v, str) and len(v) >= 3:
-                bad_value = _misspell(v, self.rng)
-            elif isinstance(v, str):
-                digits = "".join(ch for ch in v if ch.isdigit())[:9]
-                bad_value = int(digits) if digits else len(v)
-            else:
-                bad_value = str(v)
-            bad = {**args, p: bad_value}
-            r = self.env.fork().call(name, bad)
-            if not r.ok and (kinds != ("type",) or r.error == "schema"):
-                return bad
-        return None
-
-    def other_entity(self, name: str, args: Mapping) -> dict | None:
-        """(e): the same write on another entity seen in this dialogue's outputs (another
-        reservation of the user...), when the environment accepts it."""
-        gold = self.env.fork()
-        gold.call(name, dict(args))
-        for p, v in args.items():
-            if not isinstance(v, str):
-                continue
-            shape = _shape(v)
-            options = [s for s in self.outputs if s != v and _shape(s) == shape]
-            self.rng.shuffle(options)
-            for s in options[:12]:
-                trial = self.env.fork()
-                if trial.call(name, {**args, p: s}).ok and trial.hash() != gold.hash():
-                    return {**args, p: s}
-        return None
-
-    def misstate(self, text: str) -> str:
-        """(d): change one digit of an id or number so that it matches nothing seen."""
-        claims = [(s, e, raw) for s, e, raw, norm in tokens(text) if is_claim(norm)]
-        self.rng.shuffle(claims)
-        for start, end, raw in claims:
-            digits = [i for i, ch in enumerate(raw) if ch.isdigit()]
-            i = digits[self.rng.randrange(len(digits))]
-            new = raw[:i] + str((int(raw[i]) + 1 + self.rng.randrange(8)) % 10) + raw[i + 1:]
-            norm = normalise_text(new)
-            if is_claim(norm) and norm not in self.seen:
-                self.faults.append("ungrounded_claim")
-                return text[:start] + new + text[end:]
-        return text
-
-
-def _mapping(task: Mapping, key: str) -> dict:
-    value = task.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise WorkerError(f"TaskSpec.{key} must be an object, got {type(value).__name__}")
-    return dict(value)
-
-
-def _strings(value: Any) -> list[str]:
-    """Every string (values and keys) in a JSON value, in order."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in [k, *_strings(v)]]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-def _shape(text: str) -> str:
-    """Ids of one kind look alike: upper case and digits → X, lower case → a, the rest kept."""
-    return "".join("X" if ch.isupper() or ch.isdigit() else "a" if ch.islower() else ch for ch in text)
-
-
-def _misspell(value: str, rng: random.Random) -> str:
-    i = rng.randrange(len(value))
-    ch = value[i]
-    pool = "0123456789" if ch.isdigit() else "ABCDEFGHJKLMNPQRSTUVWXYZ" if ch.isupper() \
-        else "abcdefghijkmnopqrstuvwxyz" if ch.islower() else None
-    if pool is None:  # punctuation: swap the neighbours instead
-        j = i + 1 if i + 1 < len(value) else i - 1
-        chars = list(value)
-        chars[i], chars[j] = chars[j], chars[i]
-        return "".join(chars)
-    pool = pool.replace(ch, "")
-    return value[:i] + pool[rng.randrange(len(pool))] + value[i + 1:]
 
 
 def synthesize(ctx: WorkerContext, task: Mapping) -> tuple[dict, dict, list[str]]:

@@ -2,7 +2,9 @@
 
 The planned path is executed on a throw-away fork (the real state is never touched): the task
 is feasible when every call succeeds — schema, preconditions and the tools' business rules
-all hold — and the domain's trajectory rules accept the path done by a compliant agent.
+all hold —, no call breaks one of its tool's `policy:` checks (the tool would run it; a
+policy-following agent would not ask), and the domain's trajectory rules accept the path
+done by a compliant agent.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class OfflineTaskValidation:
                          "error": result.error})
             if not result.ok:
                 reasons.append(f"step {i + 1} {call['name']}: {result.error}: {result.content}")
+            # a gold path that breaks a policy check is one no policy-following agent takes
+            reasons += [f"policy: {v.rule}: step {i + 1} {call['name']} broke a policy check: {v.description}"
+                        for v in result.violations]
         if not reasons:
             reasons += _rule_problems(ctx, task["gold_calls"], env)
         return {"Feasibility": {"feasible": not reasons, "reasons": reasons, "path": path}}

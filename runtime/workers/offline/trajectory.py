@@ -8,17 +8,21 @@ TrajectoryValidation runs the checks named in the agent's settings (default: all
 - grounding: every id-like token or number (a token with a digit, two characters at least)
   an assistant message states appears in an earlier source: the policy, the tool schemas, a
   user turn or an agent-side tool output (`runtime.env.rules.grounding_walk`);
-- goal_completion: the dialogue's successful calls, replayed on a fresh fork of the initial
-  environment, end in the same state (hash) as the gold calls replayed on another fork;
+- goal_completion: the dialogue's calls (both sides, in order), replayed on a fresh fork of
+  the initial environment, end in the same state (hash) as the gold calls replayed on another
+  fork, and
+  the agent told every value the task asks it to (`TaskSpec.inform`);
 - realism: a system prompt, then user and assistant text alternating, tool calls answered
   right after they are made, no empty or repeated assistant messages, at least one user turn,
   and no user message pasting the user's instructions;
-- compliance: every domain rule holds (`runtime.env.rules.check_rules`).
+- compliance: every domain rule holds (`runtime.env.rules.check_rules`) and no call broke a
+  tool's policy check (`runtime.env.rules.replay_trajectory`: the calls replayed on a fork).
 
 Modify repairs what can be repaired without touching the final state (failed calls never
 changed it): it drops unrecovered failed calls, puts grounded values in place of ungrounded
 ones, and inserts a confirmation exchange before every unconfirmed write, then renumbers the
-tool call ids. A wrong final state cannot be repaired: the dialogue comes back unchanged.
+tool call ids. A wrong final state, or a call that broke a policy check (it ran: no rewording
+undoes it), cannot be repaired: the dialogue comes back unchanged.
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ from runtime.env.rules import (
     grounding_walk,
     is_claim,
     is_user_turn,
+    replay_trajectory,
     tokens,
+    violation_text,
 )
 from runtime.env.verifier import normalise_text
 from runtime.workers.base import WorkerContext, WorkerError
 
-from .phrases import CONFIRM, CONFIRM_ASK, describe, tone_of
+from .phrases import CONFIRM, CONFIRM_ASK, tone_of
+from .speech import announce
 
 CALLER_FAULTS = (E.UNKNOWN_TOOL, E.BAD_JSON, E.SCHEMA)
 MAX_REASONS = 5  # per check
@@ -56,15 +63,6 @@ def sources(env: Any) -> list[str]:
     """Grounding sources besides the messages: the tool schemas the agent was given (and
     the user's tools, which the policy describes)."""
     return [json.dumps([env.tool_schemas("agent"), env.tool_schemas("user")])]
-
-
-def replay_calls(env: Any, calls: Sequence[Mapping]) -> Any:
-    """A fork of `env` after the successful calls (agent and user side), in order."""
-    fork = env.fork()
-    for c in calls:
-        if c.get("ok"):
-            fork.call(c["name"], c.get("arguments") or {}, c.get("side", "agent"))
-    return fork
 
 
 def replay_gold(env: Any, gold: Any) -> Any:
@@ -125,6 +123,19 @@ def check_goal(final: Any, gold: Any) -> list[str]:
     shown = ", ".join(diffs[:3]) + (f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else "")
     return [("goal_completion: the dialogue's calls end in another state than the gold calls; "
              f"they differ at {shown or 'the state hash'}")]
+
+
+NEVER_SAID = "goal_completion: the assistant never said"
+
+
+def check_told(messages: list, task: Mapping) -> list[str]:
+    """The values the task asks the agent to tell (TaskSpec.inform), as the verifier's
+    `communicate` will check them."""
+    from runtime.env.verifier import Verifier
+
+    inform = task.get("inform")
+    told = Verifier(communicate=[str(v) for v in inform]) if isinstance(inform, list) else Verifier()
+    return [f"goal_completion: {f}" for f in told.check(None, None, messages).failures]
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -234,7 +245,7 @@ def validate(ctx: WorkerContext, task: Mapping, dialog: Mapping, checks: Sequenc
         return {"accepted": False, "checks": {c: False for c in checks},
                 "reasons": [f"malformed dialogue: {problem}"], "round": int(ctx.round)}
     calls = calls_of(messages, ctx.domain)
-    final = replay_calls(ctx.env, calls)
+    final, violations = replay_trajectory(ctx.env, calls)
     results: dict[str, bool] = {}
     reasons: list[str] = []
     for check in checks:
@@ -243,12 +254,13 @@ def validate(ctx: WorkerContext, task: Mapping, dialog: Mapping, checks: Sequenc
         elif check == "grounding":
             found = check_grounding(messages, ctx.env)
         elif check == "goal_completion":
-            found = check_goal(final, replay_gold(ctx.env, task.get("gold_calls")))
+            found = check_goal(final, replay_gold(ctx.env, task.get("gold_calls"))) + check_told(messages, task)
         elif check == "realism":
             found = check_realism(messages, task)
         elif check == "compliance":
             found = [f"compliance: {f.rule}: {f.message}"
                      for f in check_rules(ctx.domain, messages, ctx.env, final)]
+            found += [f"compliance: {violation_text(v)}" for v in violations]
         else:
             found = [f"{check}: unknown check (known: {', '.join(VALIDATION_CHECKS)})"]
         results[check] = not found
@@ -326,12 +338,12 @@ def fix_grounding(messages: list, extra: list[str]) -> list:
     return messages
 
 
-def confirm_writes(messages: list, domain: Any, rng: Any, tone: str, extra: list[str]) -> list:
-    """A confirmation exchange (the agent announces the write, the user says yes) before each
-    unconfirmed agent write."""
+def confirm_writes(messages: list, domain: Any, rng: Any, tone: str, extra: list[str], env: Any) -> list:
+    """A confirmation exchange (the agent announces the write and what it will do, the user
+    says yes) before each unconfirmed agent write; `env` is the dialogue's initial state."""
     messages = list(messages)
-    calls = [c for c in calls_of(messages, domain) if c["side"] == "agent" and c["kind"] == "write"
-             and not c["confirmed"]]
+    every = calls_of(messages, domain)
+    calls = [c for c in every if c["side"] == "agent" and c["kind"] == "write" and not c["confirmed"]]
     at = {}
     for c in calls:
         at.setdefault(c["index"], c)  # one exchange per message
@@ -339,7 +351,13 @@ def confirm_writes(messages: list, domain: Any, rng: Any, tone: str, extra: list
     for index in sorted(at, reverse=True):
         c, known = at[index], known_at.get(index, {})
         grounded = lambda text, k=known: all(n in k for _, _, _, n in tokens(text) if is_claim(n))
-        ask = CONFIRM_ASK[rng.randrange(len(CONFIRM_ASK))].format(action=describe(c["name"], c["arguments"], grounded))
+        before = env.fork()
+        before.replay([{"name": d["name"], "arguments": d["arguments"], "side": d["side"]}
+                       for d in every if d["index"] < index])
+        ann = announce(domain, before, c["name"], c["arguments"], grounded)
+        effects = ann.text()
+        ask = CONFIRM_ASK[rng.randrange(len(CONFIRM_ASK))].format(action=ann.phrase,
+                                                                 effects=effects + " " if effects else "")
         yes_bank = CONFIRM.get(tone) or CONFIRM["neutral"]
         yes = {"role": "user", "content": yes_bank[rng.randrange(len(yes_bank))]}
         prev = messages[index - 1] if index > 0 else {}
@@ -373,7 +391,11 @@ def repair(ctx: WorkerContext, task: Mapping, dialog: Mapping, report: Mapping) 
     if not isinstance(dialog, Mapping) or not isinstance(report, Mapping):
         raise WorkerError("Modify needs a Dialog and a ValidationReport")
     failed = {k for k, ok in (report.get("checks") or {}).items() if not ok}
-    if not failed or "goal_completion" in failed or message_problem(dialog.get("messages")):
+    # a value the agent misstated (an ungrounded claim) is repaired with grounding; a wrong state is not
+    goal = [str(r) for r in report.get("reasons") or [] if str(r).startswith("goal_completion:")]
+    wrong_state = "goal_completion" in failed and not (goal and all(r.startswith(NEVER_SAID) for r in goal))
+    if not failed or wrong_state or message_problem(dialog.get("messages")) or (
+            "compliance" in failed and _broke_policy(ctx, dialog["messages"])):
         return copy.deepcopy(dict(dialog))
     messages = [dict(m) for m in dialog["messages"]]
     extra = sources(ctx.env)
@@ -383,8 +405,13 @@ def repair(ctx: WorkerContext, task: Mapping, dialog: Mapping, report: Mapping) 
         messages = fix_grounding(messages, extra)
     if "compliance" in failed:
         tone = tone_of((task or {}).get("persona") or {}) if isinstance(task, Mapping) else "neutral"
-        messages = confirm_writes(messages, ctx.domain, ctx.rng, tone, extra)
-    return dialog_of(renumber(messages), ctx.domain)
+        messages = confirm_writes(messages, ctx.domain, ctx.rng, tone, extra, ctx.env)
+    return dialog_of(renumber(messages), ctx.domain, ctx.env)
+
+
+def _broke_policy(ctx: WorkerContext, messages: list) -> bool:
+    """Whether a call broke a policy check: the call ran, no rewording undoes it."""
+    return bool(replay_trajectory(ctx.env, calls_of(messages, ctx.domain))[1])
 
 
 class OfflineModify:

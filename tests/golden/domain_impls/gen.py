@@ -1,0 +1,2 @@
+def build(seed):
+    return {"users": {}}

@@ -1,0 +1,6 @@
+def seed(rng, world):
+    return {}
+
+
+def task(rng, world, seed, plan):
+    return {}
