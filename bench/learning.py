@@ -4,14 +4,17 @@
 
 Per seed s, on the mini bank (tests/fixtures/mini):
 
-1. Two offline runs from two worlds: training tasks from the bank built with seed s,
-   held-out tasks from the bank built with seed s + 1000 — other account ids, owners,
-   statuses and balances, so every held-out task asks about entities and amounts no
-   training task has. The overlap is computed and printed (trainer/overlap.py): exact
+1. Offline runs from separate worlds: training tasks from `--train-worlds` banks built
+   with seeds s, s + 10000, s + 20000, … (`--n-train` split over them: many worlds put many
+   different ids and amounts in training, so that copying them from the conversation pays
+   more than memorising one world's accounts), held-out tasks from the bank built with
+   seed s + 1000 — other account ids, owners, statuses and balances (ids are drawn from
+   A000–A999, so with many training worlds some held-out ids also occur in training: the
+   overlap line says what share of held-out gold values no training task uses). The overlap is computed and printed (trainer/overlap.py): exact
    duplicates (same initial state, request and verifier), near duplicates (same intent and
    objective modulo ids and numbers) and gold-call values no training task uses. The bench
    refuses to report when any exact duplicate exists.
-2. A tiny Llama whose tokenizer is trained on the training run only; SFT on the training
+2. A tiny Llama whose tokenizer is trained on the first training world only; SFT on the training
    run; pass^1 on the held-out tasks; GRPO on the training tasks (binary verifier reward,
    a look-up passes only when the agent tells the balance and status); pass^1 on the
    held-out tasks again. Evaluation always uses the scripted user (the fixed judge);
@@ -43,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MINI = str(ROOT / "tests" / "fixtures" / "mini")
 HELD_SEED = 1000  # held-out world: seed + HELD_SEED
+TRAIN_SEED_STEP = 10_000  # training world j: seed + j × TRAIN_SEED_STEP (never a held-out seed)
 
 
 def make_run(seed: int, n: int, size: float, out: Path) -> Path:
@@ -82,9 +86,14 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
     base = Path(args.out) / f"seed{seed}"
     shutil.rmtree(base, ignore_errors=True)  # a fresh run: the stages would resume (or refuse) a stale one
     t0 = time.perf_counter()
-    train_run = make_run(seed, args.n_train, args.size, base / "train")
+    # W training worlds (seeds s, s + 10000, …): ids and amounts vary across worlds, so that
+    # copying them from the conversation pays more than memorising one world's accounts
+    per_world = -(-args.n_train // args.train_worlds)
+    train_runs = [make_run(seed + TRAIN_SEED_STEP * j, per_world, args.size, base / f"train{j}")
+                  for j in range(args.train_worlds)]
+    train_run = train_runs[0]
     held_run = make_run(seed + HELD_SEED, args.n_held, args.held_size, base / "held")
-    train, _ = load_tasks([train_run], MINI)
+    train, _ = load_tasks(train_runs, MINI)
     held, _ = load_tasks([held_run], MINI)
     ov = overlap(records_of(train), records_of(held))
     row: dict = {"seed": seed, "train": len(train), "held_out": len(held), "overlap": ov.to_json(),
@@ -94,11 +103,15 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
     tiny, _ = build_tiny_from_run(train_run, base / "tiny", vocab_size=args.vocab, seed=seed, hidden=args.hidden,
                                   layers=args.layers, split_digits=not args.bpe_digits)
     start = tiny
-    if args.drill_epochs:  # the curriculum's first stage: short first-call views, dense in copies
-        start = train_sft(SFTConfig(model=str(tiny), data=str(train_run), out=str(base / "drill"), view="first_call",
-                                    batch_size=args.drill_batch, epochs=args.drill_epochs, lr=args.sft_lr,
-                                    schedule="cosine", warmup_steps=10, seed=seed, max_length=2048)).final
-    sft = train_sft(SFTConfig(model=str(start), data=str(train_run), out=str(base / "sft"), batch_size=4,
+    # the curriculum: short first-call views, dense in copies; then the same calls with the
+    # system prompt and tool schemas before them (the copy at its real distance); then full SFT
+    for stage, view, epochs in (("drill", "first_call", args.drill_epochs),
+                                ("context_drill", "first_call_in_context", args.context_drill_epochs)):
+        if epochs:
+            start = train_sft(SFTConfig(model=str(start), data=[str(r) for r in train_runs], out=str(base / stage),
+                                        view=view, batch_size=args.drill_batch, epochs=epochs, lr=args.sft_lr,
+                                        schedule="cosine", warmup_steps=10, seed=seed, max_length=2048)).final
+    sft = train_sft(SFTConfig(model=str(start), data=[str(r) for r in train_runs], out=str(base / "sft"), batch_size=4,
                               epochs=args.sft_epochs, lr=args.sft_lr, schedule="cosine", warmup_steps=10,
                               seed=seed, max_length=2048))
     ev = dict(trials=args.trials, max_turns=8, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -107,7 +120,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
     before = evaluate(sft.final, held + probe, **ev)
     t1 = time.perf_counter()
     user = user_model(args, train_run, tiny, base, seed)
-    grpo = train_grpo(GRPOConfig(model=str(sft.final), data=[str(train_run)], domain=MINI, out=str(base / "grpo"),
+    grpo = train_grpo(GRPOConfig(model=str(sft.final), data=[str(r) for r in train_runs], domain=MINI, out=str(base / "grpo"),
                                  user=user, tasks_per_step=args.tasks_per_step, group_size=args.group_size,
                                  max_refills=3, lr=args.lr, grad_accum=2, max_turns=8,
                                  max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -182,6 +195,7 @@ def options() -> argparse.ArgumentParser:
     ap.add_argument("--jobs", type=int, default=2, help="seeds run at once, one process and torch thread each")
     ap.add_argument("--n-train", type=int, default=160, help="accepted training instances per seed")
     ap.add_argument("--n-held", type=int, default=48, help="accepted held-out instances per seed")
+    ap.add_argument("--train-worlds", type=int, default=1, help="training worlds (seeds), n-train split over them")
     ap.add_argument("--size", type=float, default=1.0, help="training world size (1.0: 20 accounts)")
     ap.add_argument("--held-size", type=float, default=0.5, help="held-out world size")
     ap.add_argument("--vocab", type=int, default=1024)
@@ -190,6 +204,8 @@ def options() -> argparse.ArgumentParser:
     ap.add_argument("--bpe-digits", action="store_true", help="let BPE merge digits (the old tokenizer)")
     ap.add_argument("--drill-epochs", type=int, default=0,
                     help="curriculum: epochs of first-call views (SFTConfig.view) before the full SFT; 0: none")
+    ap.add_argument("--context-drill-epochs", type=int, default=0,
+                    help="curriculum: then epochs of first-call views with system prompt and tools; 0: none")
     ap.add_argument("--drill-batch", type=int, default=16)
     ap.add_argument("--sft-epochs", type=int, default=16)
     ap.add_argument("--sft-lr", type=float, default=3e-3)

@@ -82,15 +82,17 @@ def load_conversations(run_dir: Path | str, role: str = "agent") -> tuple[list[C
     return conversations, problems
 
 
-def first_call_view(conversation: Conversation) -> Conversation | None:
-    """The conversation up to and including the trained side's first tool call, without
-    the system prompt and tool schemas: what the user said, then the call whose arguments
-    copy it. Short and dense in copies, for a curriculum's first stage (SFTConfig.view);
-    None when the trained side never calls a tool."""
-    messages = [m for m in conversation.messages if m.get("role") != "system"]
+def first_call_view(conversation: Conversation, in_context: bool = False) -> Conversation | None:
+    """The conversation up to and including the trained side's first tool call: what the
+    user said, then the call whose arguments copy it. Without the system prompt and tool
+    schemas (`in_context` False) it is short and dense in copies, for a curriculum's first
+    stage; with them (`in_context` True) the copy is made at the distance it has in a real
+    episode, for the stage that bridges to full conversations (SFTConfig.view). None when
+    the trained side never calls a tool."""
+    messages = [m for m in conversation.messages if in_context or m.get("role") != "system"]
     for i, m in enumerate(messages):
         if m.get("role") == "assistant" and m.get("tool_calls"):
-            return replace(conversation, messages=messages[:i + 1], tools=[])
+            return replace(conversation, messages=messages[:i + 1], tools=conversation.tools if in_context else [])
     return None
 
 

@@ -72,8 +72,10 @@ class SFTConfig(BaseModel):
     held_out: float = Field(0.0, ge=0, le=1)  # fraction of instances (by id hash) for eval loss
     # "first_call": each conversation up to its first tool call, without system prompt and
     # tool schemas (trainer/data.py first_call_view): a short, copy-dense first stage of a
-    # curriculum, on which a tiny model learns to copy ids it never saw (bench/learning.py)
-    view: Literal["full", "first_call"] = "full"
+    # curriculum, on which a tiny model learns to copy ids it never saw (bench/learning.py);
+    # "first_call_in_context": the same with the system prompt and tool schemas, so that the
+    # copy is made at the distance it has in a real episode
+    view: Literal["full", "first_call", "first_call_in_context"] = "full"
     seed: int = 0
     save_every: int = Field(0, ge=0)  # steps between checkpoints; 0: at the end of each epoch
     keep_checkpoints: int = Field(2, ge=1)
@@ -369,9 +371,9 @@ def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
             raise SFTError(str(exc)) from exc
         problems += [f"{source}: {p}" for p in bad] if len(sources) > 1 else bad
         conversations += first_of_each_id(got, seen, problems, str(source))
-    if config.view == "first_call":
-        viewed = [(c, first_call_view(c)) for c in conversations]
-        problems += [f"{c.id}: no tool call to end a first_call view at" for c, v in viewed if v is None]
+    if config.view != "full":
+        viewed = [(c, first_call_view(c, in_context=config.view == "first_call_in_context")) for c in conversations]
+        problems += [f"{c.id}: no tool call to end a {config.view} view at" for c, v in viewed if v is None]
         conversations = [v for _, v in viewed if v is not None]
     return conversations, problems
 

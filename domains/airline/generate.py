@@ -13,30 +13,15 @@ are open for sale with seats and prices per cabin.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import random
 import string
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from types import ModuleType
+
+from runtime.env.impls import load_sibling
 
 
-def _sibling(name: str) -> ModuleType:
-    """Import a module next to this file, whether or not the folder is a package."""
-    if __package__:
-        try:
-            return importlib.import_module(f".{name}", __package__)
-        except ImportError:
-            pass
-    spec = importlib.util.spec_from_file_location(f"_airline_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-data = _sibling("data")
+data = load_sibling(__file__, "data")
 
 NOW = datetime(2024, 5, 15, 15, 0, 0)  # must equal `now:` in domain.yaml
 FIRST_DATE = date(2024, 5, 1)

@@ -17,43 +17,18 @@ Money: fares and payments are whole dollars (`int`), gift-card and certificate b
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 import operator
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from runtime.env.errors import ToolError
+from runtime.env.nodes import plain as _plain  # a view (or plain data) as plain JSON data
+from runtime.env.impls import load_sibling
 
 
-def _sibling(name: str) -> ModuleType:
-    """Import a module next to this file, whether or not the folder is a package."""
-    if __package__:
-        try:
-            return importlib.import_module(f".{name}", __package__)
-        except ImportError:
-            pass
-    spec = importlib.util.spec_from_file_location(f"_airline_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-data = _sibling("data")
+data = load_sibling(__file__, "data")
 
 
 # ------------------------------------------------------------------------------ helpers
-def _plain(value: Any) -> Any:
-    """Plain JSON-like data from a view (or from plain data)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _whole(amount: Any) -> Any:
     """A payment amount as τ²-bench's `Payment(amount: int)` holds it: 348.0 becomes 348."""
     return int(amount) if isinstance(amount, float) and amount.is_integer() else amount

@@ -28,34 +28,19 @@ activation; closed accounts have closed lines and no open bills.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
-
-def _load_sibling(stem: str) -> ModuleType:
-    """Load a helper module next to this file by path, under a domain-unique name: the
-    runtime loads domain files by path, not as a package."""
-    name = f"_eigenlang_domain_telecom_{stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from runtime.env.impls import load_sibling
 
 
-data = _load_sibling("data")
-phone = _load_sibling("phone")
-phone_actions = _load_sibling("phone_actions")
-phone_tools = _load_sibling("phone_tools")
-tools = _load_sibling("tools")
+data = load_sibling(__file__, "data")
+phone = load_sibling(__file__, "phone")
+phone_actions = load_sibling(__file__, "phone_actions")
+phone_tools = load_sibling(__file__, "phone_tools")
+tools = load_sibling(__file__, "tools")
 
 NOW = datetime(2025, 2, 25, 12, 8, 0)  # == domain.yaml `now` (τ²-bench's clock)
 TODAY = NOW.date()

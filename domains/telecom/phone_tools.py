@@ -9,29 +9,13 @@ carrier owns reach the phone through `tools.sync`.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from runtime.env.errors import ToolError
+from runtime.env.impls import load_sibling
 
 
-def _load_sibling(stem: str) -> ModuleType:
-    """Load a helper module next to this file by path, under a domain-unique name."""
-    name = f"_eigenlang_domain_telecom_{stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-phone = _load_sibling("phone")
+phone = load_sibling(__file__, "phone")
 
 
 def _parts(ctx: Any) -> tuple[Any, Any]:

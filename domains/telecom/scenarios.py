@@ -20,14 +20,12 @@ implementations (`_Phone`), so each planned step is exactly what the tools will 
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 from runtime.env.errors import ToolError
+from runtime.env.impls import load_sibling
 
 from runtime.workers.offline.intents import (
     Intents,
@@ -38,21 +36,9 @@ from runtime.workers.offline.intents import (
 )
 
 
-def _load_sibling(stem: str) -> ModuleType:
-    """A helper module next to this file, by path, under the name tools.py uses for it."""
-    name = f"_eigenlang_domain_telecom_{stem}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-phone = _load_sibling("phone")
-phone_tools = _load_sibling("phone_tools")
-tools = _load_sibling("tools")
+phone = load_sibling(__file__, "phone")
+phone_tools = load_sibling(__file__, "phone_tools")
+tools = load_sibling(__file__, "tools")
 
 FITTING_SHARE = 0.5  # how often the line or bill is one the request fits
 OVER_ASK_SHARE = 0.3  # how often a refuel asks for more data than the policy allows

@@ -21,25 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from runtime.env.errors import ToolError
+from runtime.env.nodes import plain as _plain  # a view (or plain data) as plain JSON data
 
 SUSPENDED_MESSAGE = "Line suspended successfully. $5/month holding fee will apply."
 
 
 # --------------------------------------------------------------------------------- helpers
-def _plain(value: Any) -> Any:
-    """A state view as plain JSON data (for printing)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _dict_text(data: dict[str, Any], records: tuple[str, ...] = ()) -> str:
     """A plain dict printed as τ²-bench prints a tool's dict: numbers and booleans as strings,
     except inside the keys named in `records` (models, which keep their types)."""

@@ -21,7 +21,7 @@ from eigenlang.diagnostics import did_you_mean
 from .errors import ImplLoadError
 
 _modules: dict[Path, ModuleType] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a file being loaded may load its siblings (load_sibling)
 
 
 def module_name(path: Path) -> str:
@@ -52,6 +52,14 @@ def load_module(file: Path | str) -> ModuleType:
             raise ImplLoadError(f"error importing {path}: {type(exc).__name__}: {exc}") from exc
         _modules[path] = mod
         return mod
+
+
+def load_sibling(anchor: str | Path, stem: str) -> ModuleType:
+    """The module `stem`.py next to the file `anchor` (a domain file's `__file__`), loaded as
+    load_module loads implementation files: once per process, under the same name, so that a
+    helper imported by several domain files, or also named as an impl, is one module. Domain
+    folders are not packages, so their files import each other this way."""
+    return load_module(Path(anchor).with_name(f"{stem}.py"))
 
 
 def load_impl(ref: Any) -> Callable[..., Any]:

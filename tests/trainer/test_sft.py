@@ -233,6 +233,9 @@ def test_first_call_view_is_the_request_and_the_call(tmp_path, model_dir, run_di
     no_call = type(convs[0])(convs[0].id, 0, "agent", [m for m in convs[0].messages if not m.get("tool_calls")
                                                         and m["role"] != "tool"], [], {})
     assert first_call_view(no_call) is None
+    framed = first_call_view(convs[0], in_context=True)  # the same turns, in the episode's frame
+    assert framed.messages == convs[0].messages[:len(framed.messages)] and framed.tools == convs[0].tools
+    assert [m["role"] for m in framed.messages if m["role"] != "system"] == ["user", "assistant"]
     result = train_sft(config(model_dir, run_dir, tmp_path / "out", view="first_call", epochs=1))
     assert result.train_size == 12 and result.final is not None
     model, tok = load_model_and_tokenizer(result.final)
