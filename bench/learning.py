@@ -112,7 +112,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
                                         view=view, batch_size=args.drill_batch, epochs=epochs, lr=args.sft_lr,
                                         schedule="cosine", warmup_steps=10, seed=seed, max_length=2048)).final
     sft = train_sft(SFTConfig(model=str(start), data=[str(r) for r in train_runs], out=str(base / "sft"), batch_size=4,
-                              epochs=args.sft_epochs, lr=args.sft_lr, schedule="cosine", warmup_steps=10,
+                              epochs=args.sft_epochs, lr=args.full_sft_lr or args.sft_lr, schedule="cosine", warmup_steps=10,
                               seed=seed, max_length=2048))
     ev = dict(trials=args.trials, max_turns=8, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
               domain=MINI, seed=seed)
@@ -193,22 +193,24 @@ def options() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2, help="seeds run at once, one process and torch thread each")
-    ap.add_argument("--n-train", type=int, default=160, help="accepted training instances per seed")
+    ap.add_argument("--n-train", type=int, default=320, help="accepted training instances per seed")
     ap.add_argument("--n-held", type=int, default=48, help="accepted held-out instances per seed")
-    ap.add_argument("--train-worlds", type=int, default=1, help="training worlds (seeds), n-train split over them")
+    ap.add_argument("--train-worlds", type=int, default=16, help="training worlds (seeds), n-train split over them")
     ap.add_argument("--size", type=float, default=1.0, help="training world size (1.0: 20 accounts)")
     ap.add_argument("--held-size", type=float, default=0.5, help="held-out world size")
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--hidden", type=int, default=96)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--bpe-digits", action="store_true", help="let BPE merge digits (the old tokenizer)")
-    ap.add_argument("--drill-epochs", type=int, default=0,
+    ap.add_argument("--drill-epochs", type=int, default=75,
                     help="curriculum: epochs of first-call views (SFTConfig.view) before the full SFT; 0: none")
-    ap.add_argument("--context-drill-epochs", type=int, default=0,
+    ap.add_argument("--context-drill-epochs", type=int, default=30,
                     help="curriculum: then epochs of first-call views with system prompt and tools; 0: none")
     ap.add_argument("--drill-batch", type=int, default=16)
-    ap.add_argument("--sft-epochs", type=int, default=16)
+    ap.add_argument("--sft-epochs", type=int, default=4)
     ap.add_argument("--sft-lr", type=float, default=3e-3)
+    ap.add_argument("--full-sft-lr", type=float, default=None,
+                    help="the full-conversation SFT's learning rate (default: --sft-lr)")
     ap.add_argument("--grpo-steps", type=int, default=12)
     ap.add_argument("--tasks-per-step", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=8)

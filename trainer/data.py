@@ -121,8 +121,8 @@ def held_out(instance_id: str, fraction: float, salt: str = "eigen") -> bool:
 def split(conversations: Sequence[Conversation], fraction: float = 0.1,
           salt: str = "eigen") -> tuple[list[Conversation], list[Conversation]]:
     """(train, held_out), each in input order. Both views of an instance land on the same
-    side, since only the id decides."""
+    side, since only the id decides (a rehearsal copy's `#first_call` suffix is not part of it)."""
     train, held = [], []
     for c in conversations:
-        (held if held_out(c.id, fraction, salt) else train).append(c)
+        (held if held_out(c.id.split("#", 1)[0], fraction, salt) else train).append(c)
     return train, held

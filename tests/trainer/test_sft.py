@@ -236,6 +236,11 @@ def test_first_call_view_is_the_request_and_the_call(tmp_path, model_dir, run_di
     framed = first_call_view(convs[0], in_context=True)  # the same turns, in the episode's frame
     assert framed.messages == convs[0].messages[:len(framed.messages)] and framed.tools == convs[0].tools
     assert [m["role"] for m in framed.messages if m["role"] != "system"] == ["user", "assistant"]
+    both = train_sft(config(model_dir, run_dir, tmp_path / "both", view="full_and_first_calls", epochs=1,
+                            held_out=0.5))
+    data = json.loads((tmp_path / "both" / "data.json").read_text())
+    assert both.train_size + data["held_out"] == 24  # each conversation and its first call, together
+    assert both.train_size % 2 == 0
     result = train_sft(config(model_dir, run_dir, tmp_path / "out", view="first_call", epochs=1))
     assert result.train_size == 12 and result.final is not None
     model, tok = load_model_and_tokenizer(result.final)
