@@ -24,6 +24,23 @@ Per seed s, on the mini bank (tests/fixtures/mini):
    intent and pooled, each a mean difference with a bootstrap 95% confidence interval
    (tasks resampled within each seed).
 
+What was tried (2026-12; pass^1 of whole held-out episodes after SFT, and the teacher-forced
+exact rate of held-out first tool calls behind the system prompt, "first calls"):
+
+    configuration                                                   pass^1   first calls
+    1 world, SFT 8 epochs lr 3e-3, 96 hidden × 3 layers              0.000
+    … SFT 24 epochs (loss 0.25)                                      0.000
+    … 192 hidden × 4 layers                                          0.000
+    16 worlds, short first-call drill, full SFT 6 epochs lr 3e-3     0.000    8%
+    … + in-context drill (after the drills: 48–65%)                  0.000    8%
+    … full SFT lr 1e-3 / 3e-4, 2 epochs                              0.000    45% / 30%
+    … full SFT rehearsing the first calls (the defaults)             0.000    62%
+
+GRPO's training reward stayed 0.0 in every step of every one of these, so it made no
+update. With the scripted user opening as the record's dialogue opens (trainer/user_sim.py),
+the defaults' first calls name the right account in real episodes, and the reply that
+should repeat the balance the tool returned gets its digits wrong: the skill still missing.
+
 Seeds run as parallel processes (`--jobs`), one torch thread each (tiny tensors gain
 nothing from threads). Wall times depend on the machine's load: the summary prints the
 load average with them. `--json FILE` keeps every row (per task counts, curves).
@@ -112,6 +129,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
                                         view=view, batch_size=args.drill_batch, epochs=epochs, lr=args.sft_lr,
                                         schedule="cosine", warmup_steps=10, seed=seed, max_length=2048)).final
     sft = train_sft(SFTConfig(model=str(start), data=[str(r) for r in train_runs], out=str(base / "sft"), batch_size=4,
+                              view="full_and_first_calls" if args.rehearse else "full",
                               epochs=args.sft_epochs, lr=args.full_sft_lr or args.sft_lr, schedule="cosine", warmup_steps=10,
                               seed=seed, max_length=2048))
     ev = dict(trials=args.trials, max_turns=8, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -207,10 +225,13 @@ def options() -> argparse.ArgumentParser:
     ap.add_argument("--context-drill-epochs", type=int, default=30,
                     help="curriculum: then epochs of first-call views with system prompt and tools; 0: none")
     ap.add_argument("--drill-batch", type=int, default=16)
-    ap.add_argument("--sft-epochs", type=int, default=4)
+    ap.add_argument("--no-rehearse", dest="rehearse", action="store_false",
+                    help="full SFT on conversations only (default: also their in-context first calls, so that "
+                         "the drill's copying survives it)")
+    ap.add_argument("--sft-epochs", type=int, default=2)
     ap.add_argument("--sft-lr", type=float, default=3e-3)
-    ap.add_argument("--full-sft-lr", type=float, default=None,
-                    help="the full-conversation SFT's learning rate (default: --sft-lr)")
+    ap.add_argument("--full-sft-lr", type=float, default=1e-3,
+                    help="the full-conversation SFT's learning rate (3e-3 undid the drill's copying)")
     ap.add_argument("--grpo-steps", type=int, default=12)
     ap.add_argument("--tasks-per-step", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=8)

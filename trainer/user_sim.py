@@ -11,8 +11,11 @@ accepted record (its `task` holds the objective and the `known` facts). The repl
 executes on the environment (`side="user"`, telecom's dual control); None ends the
 conversation.
 
-- `ScriptedUser`: deterministic, built from the record's task. It opens with the
-  objective and every known fact, says yes to a confirmation question, performs the
+- `ScriptedUser`: deterministic, built from the record's task. It opens as the record's
+  dialogue opens (the task's own words, so that a policy trained on generated dialogues is
+  evaluated on the openings it learned from; a record without one: the objective and every
+  known fact), states the objective when asked if it has not yet, gives the known facts
+  when asked again, says yes to a confirmation question, performs the
   user-side gold calls when asked, says goodbye once the agent has answered, and ends after
   the agent's reply to the goodbye or at `max_turns`. It reads everything from `messages`,
   so one instance serves any number of conversations.
@@ -73,6 +76,15 @@ def opening(task: Mapping) -> str:
     return " ".join(["Hi.", goal] + [_fact(k, v) for k, v in known.items()])
 
 
+def recorded_opening(record: Mapping) -> str | None:
+    """What the record's user first said to the agent, or None (no dialogue recorded)."""
+    for m in record.get("messages") or []:
+        if isinstance(m, Mapping) and m.get("role") == "user" and m.get("side") != "user":
+            content = m.get("content")
+            return content if isinstance(content, str) and content.strip() else None
+    return None
+
+
 def pending_user_calls(record: Mapping, messages: Sequence[dict]) -> list[dict]:
     """The user-side gold calls not performed yet (performed ones are counted in order)."""
     gold = record.get("gold_calls") if isinstance(record.get("gold_calls"), list) else _task(record).get("gold_calls")
@@ -91,7 +103,7 @@ class ScriptedUser:
         spec = _task(task)
         turns = user_turns(messages)
         if turns == 0:
-            return {"role": "user", "content": opening(spec)}
+            return {"role": "user", "content": recorded_opening(task) or opening(spec)}
         if turns >= self.max_turns:
             return None
         last = messages[-1] if messages else {}
@@ -113,6 +125,9 @@ class ScriptedUser:
                     "name": call.get("name"),
                     "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}}]}
         if text.rstrip().endswith("?") and not _ANYTHING_ELSE.search(text):
+            goal = goal_sentence(str(spec.get("objective") or ""))
+            if goal and not any(goal.rstrip(".") in str(m.get("content") or "") for m in said):
+                return {"role": "user", "content": goal}  # a greeting opened: now the request
             known = spec.get("known") if isinstance(spec.get("known"), Mapping) else {}
             return {"role": "user", "content": " ".join(_fact(k, v) for k, v in known.items()) or BYE_TEXT}
         return {"role": "user", "content": BYE_TEXT}

@@ -50,12 +50,14 @@ REJECTED = [  # (expression, code of the first diagnostic)
 
 @pytest.mark.parametrize("text, code", REJECTED, ids=lambda v: repr(v)[:40])
 def test_rejected_statically(text, code):
-    start = time.perf_counter()
+    # CPU time, not wall time: other work on the machine must not fail this; a parser or
+    # checker that blows up on such input takes orders of magnitude longer than the bound
+    start = time.process_time()
     expr, diags = parse_expr(text, ORIGIN)
     if expr is not None:
         _, diags = check_expr(expr, SCOPE, Schema())
     assert diags and diags[0].code == code
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 2.0
 
 
 STOPPED = [  # (expression, fragment of the EvalError message)
@@ -92,12 +94,12 @@ def test_stopped_at_run_time(text, fragment):
     expr, diags = parse_expr(text, ORIGIN)
     assert not diags, diags
     check_expr(expr, SCOPE, Schema())  # whatever it says, it must not raise
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time (see test_rejected_statically)
     with pytest.raises(EvalError) as info:
         compile_expr(expr)(ENV)
     assert fragment in info.value.message
     assert info.value.span is not None and info.value.span.file == "evil.yaml"
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 2.0
 
 
 def test_long_flat_chains_are_fine():

@@ -48,9 +48,9 @@ def test_matches_any_rendering_and_nothing_else():
     assert MessageTemplate.literal("x {y}").matches("x {y}") and not MessageTemplate.literal("x").matches("xy")
     many = template("{a} x {b} y {c} z.")
     huge = " x  y " * 50_000 + "z"  # a hostile argument's worth of near misses: still linear
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a loaded machine must not fail this; a backtracking matcher takes minutes
     assert not many.matches(huge) and many.matches(huge + ".")
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 1.0
 
 
 def test_placeholders_are_located_in_the_file():
