@@ -14,19 +14,15 @@ suspended line or a payment request for a bill that is not overdue go through bu
 policy; TaskValidation rejects both with the reason.
 
 Phone troubleshooting is planned on a private copy of the world with the domain's own tool
-implementations (`_Phone`), so each planned step is exactly what the tools will do there.
+implementations (`troubleshoot.Phone`), so each planned step is exactly what the tools will do there.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
-from runtime.env.errors import ToolError
 from runtime.env.impls import load_sibling
-
 from runtime.workers.offline.intents import (
     Intents,
     gold_call,
@@ -35,10 +31,8 @@ from runtime.workers.offline.intents import (
     plan_intent,
 )
 
-
-phone = load_sibling(__file__, "phone")
-phone_tools = load_sibling(__file__, "phone_tools")
 tools = load_sibling(__file__, "tools")
+troubleshoot = load_sibling(__file__, "troubleshoot")
 
 FITTING_SHARE = 0.5  # how often the line or bill is one the request fits
 OVER_ASK_SHARE = 0.3  # how often a refuel asks for more data than the policy allows
@@ -46,10 +40,6 @@ REFUEL_PRICE_KEY = "data_refueling_price_per_gb"
 
 
 # ------------------------------------------------------------------------------ world facts
-def _find(items: Any, key: str, value: Any) -> Any:
-    return next((x for x in items if x[key] == value), None)
-
-
 def _owner(db: Any, line_id: str) -> Any:
     return next((c for c in db["customers"] if line_id in c["line_ids"]), None)
 
@@ -58,7 +48,7 @@ def _phone_line(world: Any) -> Any:
     """The line of the phone in the user database (the customer who can act on it)."""
     if not world.user_db:
         return None
-    return _find(world.db["lines"], "phone_number", world.user_db["surroundings"].get("phone_number"))
+    return tools.find(world.db["lines"], "phone_number", world.user_db["surroundings"].get("phone_number"))
 
 
 def _owns_phone(world: Any, customer: Any) -> bool:
@@ -71,7 +61,7 @@ def _is_phone_line(world: Any, line: Any) -> bool:
 
 
 def _plan_of(db: Any, line: Any) -> Any:
-    return _find(db["plans"], "plan_id", line["plan_id"])
+    return tools.find(db["plans"], "plan_id", line["plan_id"])
 
 
 def _used_up(db: Any, line: Any) -> bool:
@@ -106,8 +96,8 @@ def _identify(rng: Any, customer: Any, by_phone: str | None = None) -> tuple[lis
 def _start(rng: Any, world: Any, ctx: dict) -> tuple[list[dict], dict, Any, Any]:
     """Identification and the line read every line request begins with."""
     db = world.db
-    customer = _find(db["customers"], "customer_id", ctx["customer_id"])
-    line = _find(db["lines"], "line_id", ctx["line_id"])
+    customer = tools.find(db["customers"], "customer_id", ctx["customer_id"])
+    line = tools.find(db["lines"], "line_id", ctx["line_id"])
     if customer is None or line is None:
         raise KeyError(ctx["customer_id"] if customer is None else ctx["line_id"])
     calls, known = _identify(rng, customer)
@@ -165,8 +155,8 @@ def _seed_fix(rng: Any, world: Any, difficulty: dict) -> dict | None:
     ctx = _seed_travel(rng, world, difficulty)
     if ctx is None:
         return None
-    shown = _reportable(world.user_db["device"], world.user_db["surroundings"])
-    return None if not shown else ctx | {"symptom": SYMPTOMS[rng.choice(shown)]}
+    shown = troubleshoot.reportable(world.user_db["device"], world.user_db["surroundings"])
+    return None if not shown else ctx | {"symptom": troubleshoot.SYMPTOMS[rng.choice(shown)]}
 
 
 # ------------------------------------------------------------------------------ plans
@@ -277,8 +267,8 @@ def _plan_refuel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
 
 def _plan_pay_bill(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     db = world.db
-    customer = _find(db["customers"], "customer_id", ctx["customer_id"])
-    bill = _find(db["bills"], "bill_id", ctx["bill_id"])
+    customer = tools.find(db["customers"], "customer_id", ctx["customer_id"])
+    bill = tools.find(db["bills"], "bill_id", ctx["bill_id"])
     if customer is None or bill is None:
         raise KeyError(ctx["customer_id"] if customer is None else ctx["bill_id"])
     calls, known = _identify(rng, customer)
@@ -306,8 +296,8 @@ def _plan_travel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     """The phone's owner travels: roaming on the line (if it is not yet) and the phone's own
     data-roaming switch, which only the customer can flip."""
     db = world.db
-    customer = _find(db["customers"], "customer_id", ctx["customer_id"])
-    line = _find(db["lines"], "line_id", ctx["line_id"])
+    customer = tools.find(db["customers"], "customer_id", ctx["customer_id"])
+    line = tools.find(db["lines"], "line_id", ctx["line_id"])
     if customer is None or line is None:
         raise KeyError(ctx["customer_id"] if customer is None else ctx["line_id"])
     calls, known = _identify(rng, customer, by_phone=line["phone_number"])
@@ -330,201 +320,30 @@ def _plan_travel(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     }
 
 
-# ------------------------------------------------------------------------------ troubleshooting
-SYMPTOMS = {"service": "no service", "data": "no mobile data", "slow": "slow mobile data",
-            "mms": "picture messages fail"}
-# What the customer checks at the end to see that the problem is gone.
-CHECK_AFTER = {"service": "check_status_bar", "data": "run_speed_test", "slow": "run_speed_test",
-               "mms": "can_send_mms"}
-
-
-def _stage_ok(stage: str, device: Any, sur: Any) -> bool:
-    """Does the phone pass this stage (each stage needs the ones before it)?"""
-    if device["network_connection_status"] != "connected":
-        return False
-    if stage == "service":
-        return True
-    if not phone.mobile_data_working(device, sur):
-        return False
-    if stage == "slow":
-        return phone.speed_test(device, sur)[1] == "Excellent"
-    return stage == "data" or phone.can_send_mms(device, sur)
-
-
-def _failing_stage(device: Any, sur: Any) -> str | None:
-    """The first of service, data, speed, MMS that does not work."""
-    return next((s for s in ("service", "data", "slow", "mms") if not _stage_ok(s, device, sur)), None)
-
-
-def _reportable(device: Any, sur: Any) -> list[str]:
-    """The stages a customer may complain about: the first failing one, or a later one it
-    breaks too (no service: no data, no MMS); "slow" only while data works."""
-    first = _failing_stage(device, sur)
-    if first is None:
-        return []
-    later = [s for s in ("data", "mms") if s != first and ("service", "data", "slow", "mms").index(s)
-             > ("service", "data", "slow", "mms").index(first) and not _stage_ok(s, device, sur)]
-    return [first] + later
-
-
-class _Phone:
-    """A private copy of the world on which the troubleshooting is planned: each planned
-    call runs the domain's own implementation (and the sync), so the plan is what the
-    tools will do."""
-
-    def __init__(self, world: Any) -> None:
-        self.ctx = SimpleNamespace(db=copy.deepcopy(world.db), user_db=copy.deepcopy(world.user_db),
-                                   now=world.now, new_id=lambda prefix="", length=6: prefix + "0" * length)
-        self.calls: list[dict] = []
-
-    @property
-    def device(self) -> Any:
-        return self.ctx.user_db["device"]
-
-    @property
-    def sur(self) -> Any:
-        return self.ctx.user_db["surroundings"]
-
-    def do(self, name: str, side: str = "user", **arguments: Any) -> Any:
-        module = tools if side == "agent" else phone_tools
-        try:
-            out = getattr(module, name)(self.ctx, **arguments)
-            tools.sync(self.ctx)
-        except ToolError as exc:  # the plan would fail: this context does not fit
-            raise ValueError(f"{name} fails here: {exc}") from None
-        self.calls.append(gold_call(name, side, **arguments))
-        return out
-
-
-def _fix_service(p: _Phone, customer: Any, line: Any) -> bool:
-    """One fix for no service; False when only a human can help."""
-    device, sur = p.device, p.sur
-    if device["airplane_mode"]:
-        p.do("toggle_airplane_mode")
-    elif phone.sim_status(device) == "missing":
-        p.do("check_sim_status")
-        p.do("reseat_sim_card")
-    elif device["sim_card_status"] in ("locked_pin", "locked_puk"):
-        p.do("check_sim_status")
-        return False
-    elif device["active_apn_settings"]["apn_name"] == "broken":
-        p.do("check_apn_settings")
-        p.do("reset_apn_settings")
-        p.do("reboot_device")
-    elif not sur["line_active"]:
-        return _lift_suspension(p, customer, line)
-    else:  # the records are fine again: a restart finds the network
-        p.do("reboot_device")
-    return True
-
-
-def _lift_suspension(p: _Phone, customer: Any, line: Any) -> bool:
-    """Pay what is overdue on the phone, resume the line, restart the phone; a line whose
-    contract ended (or that is not merely suspended) goes to a human."""
-    cid, lid = customer["customer_id"], line["line_id"]
-    p.do("get_details_by_id", "agent", id=lid)
-    record = _find(p.ctx.db["lines"], "line_id", lid)
-    ended = record.get("contract_end_date") is not None and record["contract_end_date"] < str(p.ctx.now)[:10]
-    if record["status"] != "Suspended" or ended:
-        return False
-    p.do("get_bills_for_customer", "agent", customer_id=cid)
-    for bill in [b for b in p.ctx.db["bills"] if b["customer_id"] == cid and b["status"] == "Overdue"]:
-        p.do("send_payment_request", "agent", customer_id=cid, bill_id=bill["bill_id"])
-        p.do("check_payment_request")
-        p.do("make_payment")
-    p.do("resume_line", "agent", customer_id=cid, line_id=lid)
-    p.do("reboot_device")
-    return True
-
-
-def _fix_data(p: _Phone, customer: Any, line: Any) -> bool:
-    device, sur = p.device, p.sur
-    cid, lid = customer["customer_id"], line["line_id"]
-    if not device["data_enabled"]:
-        p.do("check_network_status")
-        p.do("toggle_data")
-    elif sur["is_abroad"] and not device["roaming_enabled"]:
-        p.do("toggle_roaming")
-    elif sur["is_abroad"] and not sur["roaming_allowed"]:
-        p.do("get_details_by_id", "agent", id=lid)
-        p.do("enable_roaming", "agent", customer_id=cid, line_id=lid)
-    elif sur["mobile_data_usage_exceeded"]:
-        p.do("get_data_usage", "agent", customer_id=cid, line_id=lid)
-        record = _find(p.ctx.db["lines"], "line_id", lid)
-        plan = _plan_of(p.ctx.db, record)
-        missing = record["data_used_gb"] - plan["data_limit_gb"] - record["data_refueling_gb"]
-        if missing >= 2.0:  # more than a refuel may add: a plan change, not ours
-            return False
-        p.do("refuel_data", "agent", customer_id=cid, line_id=lid, gb_amount=2.0)
-    else:
-        return False
-    return True
-
-
-def _fix_speed(p: _Phone) -> bool:
-    device = p.device
-    vpn = device.get("vpn_details") or {}
-    if device["network_mode_preference"] != "4g_5g_preferred":
-        p.do("check_network_mode_preference")
-        p.do("set_network_mode_preference", mode="4g_5g_preferred")
-    elif device["data_saver_mode"]:
-        p.do("check_data_restriction_status")
-        p.do("toggle_data_saver_mode")
-    elif device["vpn_connected"] and vpn.get("server_performance") == "poor":
-        p.do("check_vpn_status")
-        p.do("disconnect_vpn")
-    else:
-        return False
-    return True
-
-
-def _fix_mms(p: _Phone) -> bool:
-    device = p.device
-    perms = (device["app_statuses"].get("messaging") or {}).get("permissions") or {}
-    if device["network_technology_connected"] == "2G":
-        p.do("check_network_status")
-        p.do("set_network_mode_preference", mode="4g_5g_preferred")
-    elif device["wifi_calling_enabled"] and device["wifi_calling_mms_over_wifi"]:
-        p.do("check_wifi_calling_status")
-        p.do("toggle_wifi_calling")
-    elif device["active_apn_settings"].get("mmsc_url") is None:
-        p.do("check_apn_settings")
-        p.do("reset_apn_settings")
-        p.do("reboot_device")
-    elif perms and not (perms.get("sms") and perms.get("storage")):
-        p.do("check_app_permissions", app_name="messaging")
-        for permission in ("storage", "sms"):
-            if not perms.get(permission):
-                p.do("grant_app_permission", app_name="messaging", permission=permission)
-    else:
-        return False
-    return True
-
-
 def _plan_fix(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
     """Troubleshoot the phone as the policy's workflow does: service first, then mobile data,
     then speed or MMS, one fault at a time, until the reported problem is gone; a fault only a
     human can fix ends in a transfer."""
     db = world.db
-    customer = _find(db["customers"], "customer_id", ctx["customer_id"])
-    line = _find(db["lines"], "line_id", ctx["line_id"])
+    customer = tools.find(db["customers"], "customer_id", ctx["customer_id"])
+    line = tools.find(db["lines"], "line_id", ctx["line_id"])
     if customer is None or line is None or not world.user_db:
         raise KeyError(ctx.get("customer_id"))
-    p = _Phone(world)
-    target = next((k for k, v in SYMPTOMS.items() if v == ctx.get("symptom")), None) \
-        or _failing_stage(p.device, p.sur) or "data"
-    symptom = SYMPTOMS[target]
+    p = troubleshoot.Phone(world)
+    target = next((k for k, v in troubleshoot.SYMPTOMS.items() if v == ctx.get("symptom")), None) \
+        or troubleshoot.failing_stage(p.device, p.sur) or "data"
+    symptom = troubleshoot.SYMPTOMS[target]
     calls, known = _identify(rng, customer, by_phone=line["phone_number"])
     p.calls = calls
     p.do("check_status_bar")
     handover = False
     for _ in range(12):  # each step fixes one fault; a phone has only so many
-        stage = next((s for s in ("service", "data", target) if not _stage_ok(s, p.device, p.sur)), None)
+        stage = next((s for s in ("service", "data", target) if not troubleshoot.stage_ok(s, p.device, p.sur)), None)
         if stage is None:
             break
-        fixed = (_fix_service(p, customer, line) if stage == "service" else
-                 _fix_data(p, customer, line) if stage == "data" else
-                 _fix_speed(p) if stage == "slow" else _fix_mms(p))
+        fixed = (troubleshoot.fix_service(p, customer, line) if stage == "service" else
+                 troubleshoot.fix_data(p, customer, line) if stage == "data" else
+                 troubleshoot.fix_speed(p) if stage == "slow" else troubleshoot.fix_mms(p))
         if not fixed:
             handover = True
             break
@@ -534,7 +353,7 @@ def _plan_fix(rng: Any, world: Any, ctx: dict, diff: dict) -> dict:
         p.calls.append(gold_call("transfer_to_human_agents",
                                  summary=f"{symptom}: troubleshooting did not solve it."))
     else:
-        p.calls.append(_user(CHECK_AFTER[target]))
+        p.calls.append(_user(troubleshoot.CHECK_AFTER[target]))
     known["symptom"] = symptom
     return {
         "objective": f"Fix the phone: {symptom}.",

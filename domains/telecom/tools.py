@@ -49,19 +49,20 @@ def _today(ctx: Any) -> date:
     return date.fromisoformat(str(ctx.now)[:10])
 
 
-def _first(items: Any, key: str, value: Any) -> Any:
+def find(items: Any, key: str, value: Any) -> Any:
+    """The first item whose `key` is `value`, or None (also the task recipes' look-up)."""
     return next((item for item in items if item[key] == value), None)
 
 
 def _customer(db: Any, customer_id: str) -> Any:
-    customer = _first(db["customers"], "customer_id", customer_id)
+    customer = find(db["customers"], "customer_id", customer_id)
     if customer is None:
         raise ToolError(f"Customer with ID {customer_id} not found")
     return customer
 
 
 def _by_id(db: Any, collection: str, key: str, kind: str, value: str) -> Any:
-    found = _first(db[collection], key, value)
+    found = find(db[collection], key, value)
     if found is None:
         raise ToolError(f"{kind} with ID {value} not found")
     return found
@@ -319,7 +320,7 @@ def assert_overdue_bill_exists(ctx: Any, customer_id: str, overdue_bill_id: str)
 
 def assert_no_overdue_bill(ctx: Any, overdue_bill_id: str) -> bool:
     """The bill is gone or paid."""
-    bill = _first(ctx.db["bills"], "bill_id", overdue_bill_id)
+    bill = find(ctx.db["bills"], "bill_id", overdue_bill_id)
     return bill is None or bill["status"] == "Paid"
 
 
@@ -335,7 +336,7 @@ def sync(ctx: Any) -> None:
     number = surroundings.get("phone_number")
     if number is None:
         return
-    line = _first(db["lines"], "phone_number", number)
+    line = find(db["lines"], "phone_number", number)
     if line is None:
         raise ToolError(f"Line with phone number {number} not found")
     surroundings["line_active"] = line["status"] == "Active"

@@ -217,10 +217,10 @@ def test_phone_troubleshooting_repairs_the_phone(telecom, faults: list) -> None:
         final = env.fork()
         results = final.replay(plan["gold_calls"])
         assert all(x.ok and not x.violations for x in results), [x.content for x in results if not x.ok]
-        stages = {v: k for k, v in r.seed.__globals__["SYMPTOMS"].items()}
+        stages = {v: k for k, v in r.seed.__globals__["troubleshoot"].SYMPTOMS.items()}
         stage = stages[scenario["context"]["symptom"]]
         phone_db = final.user_db.to_json()
-        assert r.seed.__globals__["_stage_ok"](stage, phone_db["device"], phone_db["surroundings"]), plan
+        assert r.seed.__globals__["troubleshoot"].stage_ok(stage, phone_db["device"], phone_db["surroundings"]), plan
 
 
 def test_healthy_phone_gets_no_troubleshooting(telecom) -> None:

@@ -694,13 +694,13 @@ def test_every_breakage_is_troubleshot(domain, build, build_user, recipes):
     path, replayed on the environment, fixes it (or hands a locked SIM to a human)."""
     assert set(FAULT_SYMPTOMS) == set(load_impl(domain.generate_user).__globals__["FAULTS"])
     healthy = _phone_world(build, build_user, [])
-    assert recipes["_reportable"](healthy.user_db["device"], healthy.user_db["surroundings"]) == []
+    assert recipes["troubleshoot"].reportable(healthy.user_db["device"], healthy.user_db["surroundings"]) == []
     for fault, (symptom, fixable) in FAULT_SYMPTOMS.items():
         world = _phone_world(build, build_user, [fault])
         if fault == "user_abroad_roaming_on" and not world.db["lines"]:
             continue
-        stages = recipes["_reportable"](world.user_db["device"], world.user_db["surroundings"])
-        assert recipes["SYMPTOMS"][stages[0]] == symptom, fault
+        stages = recipes["troubleshoot"].reportable(world.user_db["device"], world.user_db["surroundings"])
+        assert recipes["troubleshoot"].SYMPTOMS[stages[0]] == symptom, fault
         seed = recipes["_seed_fix"](random.Random(0), world, {})
         plan = recipes["_plan_fix"](random.Random(0), world, dict(seed, symptom=symptom), {"level": "medium"})
         env = Environment(domain, State.from_json(world.db), State.from_json(world.user_db))
@@ -709,8 +709,8 @@ def test_every_breakage_is_troubleshot(domain, build, build_user, recipes):
         handover = plan["gold_calls"][-1]["name"] == "transfer_to_human_agents"
         assert handover != fixable, fault
         after = env.user_db.to_json()
-        stage = {v: k for k, v in recipes["SYMPTOMS"].items()}[symptom]
-        assert recipes["_stage_ok"](stage, after["device"], after["surroundings"]) == fixable, fault
+        stage = {v: k for k, v in recipes["troubleshoot"].SYMPTOMS.items()}[symptom]
+        assert recipes["troubleshoot"].stage_ok(stage, after["device"], after["surroundings"]) == fixable, fault
 
 
 def test_every_generated_phone_is_broken_and_every_intent_plans(domain, recipes):
@@ -719,7 +719,7 @@ def test_every_generated_phone_is_broken_and_every_intent_plans(domain, recipes)
     for seed in range(6):
         env = Environment.from_domain(domain, seed=seed, size=0.3)
         world = SimpleNamespace(db=env.db.to_json(), user_db=env.user_db.to_json(), now=domain.now, domain=domain)
-        assert recipes["_reportable"](world.user_db["device"], world.user_db["surroundings"])
+        assert recipes["troubleshoot"].reportable(world.user_db["device"], world.user_db["surroundings"])
         for i in range(12):
             rng = random.Random(seed * 100 + i)
             s = recipes["seed"](rng, world, {"level": "medium", "tool_calls": 4})
