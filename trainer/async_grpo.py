@@ -47,11 +47,10 @@ from typing import Any
 
 from .curves import plot_metrics
 from .distributed import Distributed
-from .grpo import GRPOConfig, GRPOError, GRPOResult, _split_tasks, build_batch, step_row, update_on
+from .grpo import GRPOConfig, GRPOError, GRPOResult, build_batch, open_run, step_row, update_on
 from .rollout import dump_rollouts
 from .rollout_actors import ActorSpec, AsyncRollouts, RolloutFailure, ray_init
 from .sft import (
-    _check_config,
     _keep_metrics_until,
     _restore,
     checkpoints,
@@ -86,13 +85,7 @@ def _train(config: GRPOConfig, stop_at: int | None, dist: Distributed, actor_cla
                         "async.rollout_workers instead")
     if config.threads:
         torch.set_num_threads(config.threads)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, config, dist)
-    pool, held, problems = _split_tasks(config)
-    (out / "tasks.json").write_text(json.dumps(
-        {"train": {d: [t.id for t in ts] for d, ts in sorted(pool.items())}, "held_out": [t.id for t in held],
-         "problems": problems}, indent=2) + "\n", encoding="utf-8")
+    out, pool, held = open_run(config, dist)
 
     latest = checkpoints(out)[-1] if checkpoints(out) else None
     start = latest[1] if latest else config.model

@@ -310,6 +310,21 @@ def _split_tasks(config: GRPOConfig) -> tuple[dict[str, list[Task]], list[Task],
     return pool, held, problems
 
 
+def open_run(config: GRPOConfig, dist: Distributed) -> tuple[Path, dict[str, list[Task]], list[Task]]:
+    """(out folder, training tasks by domain, held-out tasks) of a GRPO run, synchronous or
+    asynchronous: the folder made, the config checked against a run to resume, and
+    `tasks.json` (train and held-out ids, loading problems) written by the main rank."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, config, dist)
+    pool, held, problems = _split_tasks(config)
+    if dist.main:
+        (out / "tasks.json").write_text(json.dumps(
+            {"train": {d: [t.id for t in ts] for d, ts in sorted(pool.items())}, "held_out": [t.id for t in held],
+             "problems": problems}, indent=2) + "\n", encoding="utf-8")
+    return out, pool, held
+
+
 def _rollouts(engine: Any, policy: Any, tokenizer: Any, tasks: list[Task], config: GRPOConfig, user: Any,
               seed: int) -> list[list[Rollout]]:
     """group_size rollouts of each task, grouped; `policy` generates (unless `engine` does)."""
@@ -440,14 +455,7 @@ def _train_grpo(config: GRPOConfig, stop_at: int | None, dist: Distributed) -> G
     if dist.world > 1 and config.rollout_workers > 1:
         raise GRPOError("rollout_workers > 1 (Ray actors) under torchrun: the ranks already share the "
                         "rollouts; set rollout_workers: 1")
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, config, dist)
-    pool, held, problems = _split_tasks(config)
-    if dist.main:
-        (out / "tasks.json").write_text(json.dumps(
-            {"train": {d: [t.id for t in ts] for d, ts in sorted(pool.items())}, "held_out": [t.id for t in held],
-             "problems": problems}, indent=2) + "\n", encoding="utf-8")
+    out, pool, held = open_run(config, dist)
 
     latest = checkpoints(out)[-1] if checkpoints(out) else None
     start = latest[1] if latest else config.model
