@@ -2,11 +2,15 @@
 idle fractions and held-out pass^1 at the same wall-clock budget.
 
     python bench/async.py [--seed 0] [--sync-steps 8] [--staleness 0 1 2] [--workers 1] [--out DIR]
+                          [--from-learning /tmp/eigen_bench_learning/seed0]
 
 Setup (bench/learning.py's, one seed): a training run of the mini bank (seed s) and a
 held-out run from another world (seed s + 1000), a tiny Llama, SFT on the training run
-(kept in --out and reused by the next invocation with the same settings), so that GRPO's
-groups have mixed rewards. Then, from the same SFT'd policy:
+(kept in --out and reused by the next invocation with the same settings). That policy
+earns almost no reward, so GRPO rarely updates and the trainer is idle nearly all the time;
+`--from-learning SEED_DIR` starts instead from a `bench/learning.py` seed folder (its
+training worlds, held-out world and curriculum-SFT'd policy, which passes most look-ups),
+so that groups have mixed rewards and updates cost real time. Then, from the same policy:
 
 1. `sync`: trainer/grpo.py's loop in this process, `--sync-steps` steps. Its wall time
    over the steps (model loading excluded) is every mode's budget.
@@ -51,8 +55,16 @@ def load() -> str:
     return up or "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
-def setup(args: argparse.Namespace) -> tuple[Path, Path, Path]:
-    """(training run, held-out run, SFT'd model): made once per settings, then reused."""
+def setup(args: argparse.Namespace) -> tuple[list[Path], Path, Path]:
+    """(training runs, held-out run, SFT'd model): made once per settings, then reused; or,
+    with --from-learning, the learning bench's (its curriculum's policy earns reward on
+    look-ups, so GRPO's updates take real time)."""
+    if args.from_learning:
+        seed_dir = Path(args.from_learning)
+        train_runs = sorted(seed_dir.glob("train*"), key=lambda p: int(p.name[5:]))
+        if not train_runs or not (seed_dir / "sft" / "final").is_dir():
+            raise SystemExit(f"{seed_dir}: not a bench/learning.py seed folder (train*/, held/, sft/final/)")
+        return train_runs, seed_dir / "held", seed_dir / "sft" / "final"
     from trainer.sft import SFTConfig, train_sft
     from trainer.tiny import build_tiny_from_run
 
@@ -73,15 +85,15 @@ def setup(args: argparse.Namespace) -> tuple[Path, Path, Path]:
                             seed=args.seed, max_length=2048))
         print(f"setup: SFT {time.perf_counter() - t0:.0f} s ({load()})", flush=True)
         marker.write_text(key)
-    return base / "train", base / "held", base / "sft" / "final"
+    return [base / "train"], base / "held", base / "sft" / "final"
 
 
-def grpo_config(args: argparse.Namespace, model: Path, train_run: Path, out: Path, **kw):
+def grpo_config(args: argparse.Namespace, model: Path, train_runs: list[Path], out: Path, **kw):
     from trainer.grpo import GRPOConfig
 
     shutil.rmtree(out, ignore_errors=True)
     return GRPOConfig.model_validate(dict(
-        model=str(model), data=[str(train_run)], domain=MINI, out=str(out), tasks_per_step=args.tasks_per_step,
+        model=str(model), data=[str(r) for r in train_runs], domain=MINI, out=str(out), tasks_per_step=args.tasks_per_step,
         group_size=args.group_size, max_refills=3, lr=args.lr, grad_accum=2, max_turns=8,
         max_new_tokens=args.max_new_tokens, temperature=1.0, seed=args.seed) | kw)
 
@@ -155,6 +167,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--no-eval", action="store_true", help="throughput only")
+    ap.add_argument("--from-learning", default=None, metavar="SEED_DIR",
+                    help="start from a bench/learning.py seed folder's runs and SFT'd policy instead of the setup")
     ap.add_argument("--out", default="/tmp/eigen_bench_async")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -168,13 +182,13 @@ def main() -> None:
 
     torch.set_num_threads(1)
     print(f"start: {load()}", flush=True)
-    train_run, held_run, sft = setup(args)
+    train_runs, held_run, sft = setup(args)
     held, _ = load_tasks([held_run], MINI)
     base = Path(args.out) / f"seed{args.seed}"
     results = []
 
     out = base / "sync"
-    train_grpo(grpo_config(args, sft, train_run, out, steps=args.sync_steps, threads=args.sync_threads))
+    train_grpo(grpo_config(args, sft, train_runs, out, steps=args.sync_steps, threads=args.sync_threads))
     sync = summarise("sync", rows_of(out), args.group_size, 1)
     budget = sync["wall_s"]
     print(f"sync: {sync['steps']} steps in {budget:.1f} s, {sync['traj_per_s']:.2f} trajectories/s "
@@ -183,7 +197,7 @@ def main() -> None:
     ray_init(args.workers)
     for k in args.staleness:
         out = base / f"async{k}"
-        cfg = grpo_config(args, sft, train_run, out, steps=10_000, threads=1,
+        cfg = grpo_config(args, sft, train_runs, out, steps=10_000, threads=1,
                           **{"async": {"max_staleness": k, "rollout_workers": args.workers}})
         train_async(cfg, deadline_s=budget)
         got = summarise(f"async K={k}", rows_of(out), args.group_size, args.workers)

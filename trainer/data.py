@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from runtime.store.export import view_of
 from runtime.store.verify import INSTANCES, RunDirError, open_run_dir, read_records
@@ -82,18 +82,29 @@ def load_conversations(run_dir: Path | str, role: str = "agent") -> tuple[list[C
     return conversations, problems
 
 
-def first_call_view(conversation: Conversation, in_context: bool = False) -> Conversation | None:
+def first_call_view(conversation: Conversation, in_context: bool = False,
+                    through: Literal["call", "reply"] = "call") -> Conversation | None:
     """The conversation up to and including the trained side's first tool call: what the
     user said, then the call whose arguments copy it. Without the system prompt and tool
     schemas (`in_context` False) it is short and dense in copies, for a curriculum's first
     stage; with them (`in_context` True) the copy is made at the distance it has in a real
-    episode, for the stage that bridges to full conversations (SFTConfig.view). None when
-    the trained side never calls a tool."""
+    episode, for the stage that bridges to full conversations (SFTConfig.view). `through`
+    "reply" goes on past the call's result to the trained side's first words after it: the
+    second copy of an episode, values from a tool's JSON into a sentence (a balance, a
+    status). None when the trained side never calls a tool (or, for "reply", never speaks
+    after one)."""
     messages = [m for m in conversation.messages if in_context or m.get("role") != "system"]
-    for i, m in enumerate(messages):
-        if m.get("role") == "assistant" and m.get("tool_calls"):
-            return replace(conversation, messages=messages[:i + 1], tools=conversation.tools if in_context else [])
-    return None
+    calls = [i for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("tool_calls")]
+    if not calls:
+        return None
+    end = calls[0]
+    if through == "reply":
+        replies = [i for i, m in enumerate(messages) if i > end and m.get("role") == "assistant"
+                   and not m.get("tool_calls") and m.get("content") and messages[i - 1].get("role") == "tool"]
+        if not replies:
+            return None
+        end = replies[0]
+    return replace(conversation, messages=messages[:end + 1], tools=conversation.tools if in_context else [])
 
 
 def first_of_each_id(items: Sequence[T], seen: set[str], problems: list[str], where: str) -> list[T]:

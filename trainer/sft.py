@@ -75,8 +75,11 @@ class SFTConfig(BaseModel):
     # curriculum, on which a tiny model learns to copy ids it never saw (bench/learning.py);
     # "first_call_in_context": the same with the system prompt and tool schemas, so that the
     # copy is made at the distance it has in a real episode; "full_and_first_calls": every
-    # conversation and its in-context first call, so that full SFT rehearses the copying
-    view: Literal["full", "first_call", "first_call_in_context", "full_and_first_calls"] = "full"
+    # conversation and its in-context first call, so that full SFT rehearses the copying.
+    # The "reply" views go on to the first words after the first tool result: the second
+    # copy, values from a tool's JSON into the answer (first_call_view(through="reply"))
+    view: Literal["full", "first_call", "first_call_in_context", "full_and_first_calls",
+                  "first_reply", "first_reply_in_context", "full_and_first_replies"] = "full"
     seed: int = 0
     save_every: int = Field(0, ge=0)  # steps between checkpoints; 0: at the end of each epoch
     keep_checkpoints: int = Field(2, ge=1)
@@ -373,10 +376,12 @@ def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
         problems += [f"{source}: {p}" for p in bad] if len(sources) > 1 else bad
         conversations += first_of_each_id(got, seen, problems, str(source))
     if config.view != "full":
-        viewed = [(c, first_call_view(c, in_context=config.view != "first_call")) for c in conversations]
-        problems += [f"{c.id}: no tool call to end a {config.view} view at" for c, v in viewed if v is None]
+        through = "reply" if "repl" in config.view else "call"
+        in_context = config.view not in ("first_call", "first_reply")
+        viewed = [(c, first_call_view(c, in_context, through)) for c in conversations]
+        problems += [f"{c.id}: no tool {through} to end a {config.view} view at" for c, v in viewed if v is None]
         firsts = [v for _, v in viewed if v is not None]
-        if config.view == "full_and_first_calls":  # the rehearsal copies get their own ids
+        if config.view.startswith("full_and_"):  # the rehearsal copies get their own ids
             firsts = conversations + [replace(v, id=f"{v.id}#first_call") for v in firsts]
         conversations = firsts
     return conversations, problems

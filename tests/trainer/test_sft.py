@@ -236,11 +236,23 @@ def test_first_call_view_is_the_request_and_the_call(tmp_path, model_dir, run_di
     framed = first_call_view(convs[0], in_context=True)  # the same turns, in the episode's frame
     assert framed.messages == convs[0].messages[:len(framed.messages)] and framed.tools == convs[0].tools
     assert [m["role"] for m in framed.messages if m["role"] != "system"] == ["user", "assistant"]
+    reply = first_call_view(convs[0], through="reply")  # on past the result to the words that repeat it
+    roles = [m["role"] for m in reply.messages]
+    assert roles[:2] == ["user", "assistant"] and roles[-2:] == ["tool", "assistant"] and reply.tools == []
+    assert reply.messages == [m for m in convs[0].messages if m["role"] != "system"][:len(roles)]
+    assert reply.messages[-1]["content"] and not reply.messages[-1].get("tool_calls")
+    assert not any(m["role"] == "assistant" and m.get("content") and before["role"] == "tool"
+                   for before, m in zip(reply.messages, reply.messages[1:-1]))  # the first such words
+    assert first_call_view(no_call, through="reply") is None
+    silent = type(convs[0])(convs[0].id, 0, "agent", view.messages, [], {})  # a call, never a word after it
+    assert first_call_view(silent, through="reply") is None
     both = train_sft(config(model_dir, run_dir, tmp_path / "both", view="full_and_first_calls", epochs=1,
                             held_out=0.5))
     data = json.loads((tmp_path / "both" / "data.json").read_text())
     assert both.train_size + data["held_out"] == 24  # each conversation and its first call, together
     assert both.train_size % 2 == 0
+    replies = train_sft(config(model_dir, run_dir, tmp_path / "replies", view="full_and_first_replies", epochs=1))
+    assert replies.train_size == 24
     result = train_sft(config(model_dir, run_dir, tmp_path / "out", view="first_call", epochs=1))
     assert result.train_size == 12 and result.final is not None
     model, tok = load_model_and_tokenizer(result.final)
