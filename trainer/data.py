@@ -94,16 +94,12 @@ def first_call_view(conversation: Conversation, in_context: bool = False,
     status). None when the trained side never calls a tool (or, for "reply", never speaks
     after one)."""
     messages = [m for m in conversation.messages if in_context or m.get("role") != "system"]
-    calls = [i for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("tool_calls")]
-    if not calls:
+    end = next((i for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("tool_calls")), None)
+    if end is not None and through == "reply":
+        end = next((i for i, m in enumerate(messages) if i > end and m.get("role") == "assistant"
+                    and not m.get("tool_calls") and m.get("content") and messages[i - 1].get("role") == "tool"), None)
+    if end is None:
         return None
-    end = calls[0]
-    if through == "reply":
-        replies = [i for i, m in enumerate(messages) if i > end and m.get("role") == "assistant"
-                   and not m.get("tool_calls") and m.get("content") and messages[i - 1].get("role") == "tool"]
-        if not replies:
-            return None
-        end = replies[0]
     return replace(conversation, messages=messages[:end + 1], tools=conversation.tools if in_context else [])
 
 

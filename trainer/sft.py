@@ -363,6 +363,14 @@ def train_sft(config: SFTConfig, stop_at: int | None = None) -> SFTResult:
         return _train_sft(config, stop_at, dist)
 
 
+# SFTConfig.view (other than "full") -> first_call_view's (through, in_context), and whether
+# every whole conversation is trained beside its view
+_VIEWS: dict[str, tuple[Literal["call", "reply"], bool, bool]] = {
+    "first_call": ("call", False, False), "first_call_in_context": ("call", True, False),
+    "full_and_first_calls": ("call", True, True), "first_reply": ("reply", False, False),
+    "first_reply_in_context": ("reply", True, False), "full_and_first_replies": ("reply", True, True)}
+
+
 def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
     """The conversations of every run in `config.data`, in order (one mixed pool: the epoch
     order shuffles them together); an id seen before is left out with the reason."""
@@ -376,12 +384,11 @@ def _conversations(config: SFTConfig) -> tuple[list[Conversation], list[str]]:
         problems += [f"{source}: {p}" for p in bad] if len(sources) > 1 else bad
         conversations += first_of_each_id(got, seen, problems, str(source))
     if config.view != "full":
-        through = "reply" if "repl" in config.view else "call"
-        in_context = config.view not in ("first_call", "first_reply")
+        through, in_context, rehearse = _VIEWS[config.view]
         viewed = [(c, first_call_view(c, in_context, through)) for c in conversations]
         problems += [f"{c.id}: no tool {through} to end a {config.view} view at" for c, v in viewed if v is None]
         firsts = [v for _, v in viewed if v is not None]
-        if config.view.startswith("full_and_"):  # the rehearsal copies get their own ids
+        if rehearse:  # the rehearsal copies get their own ids
             firsts = conversations + [replace(v, id=f"{v.id}#first_call") for v in firsts]
         conversations = firsts
     return conversations, problems
